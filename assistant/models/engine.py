@@ -1,0 +1,128 @@
+"""The llama.cpp engine: one loaded GGUF model and one typed streaming generation API."""
+from __future__ import annotations
+
+import codecs
+import random
+import threading
+import time
+from typing import Iterator, Optional
+
+from assistant.errors import ContextLengthExceededError, ModelFileError
+from assistant.models.catalog import ResolvedModel
+from assistant.models.chat_format import ChatFormat, ChatMessage, chat_format_for
+from assistant.models.generation import GenerationEvent, GenerationStats, SamplingParams, TextPiece
+from assistant.models.stop_matcher import StopMatcher
+
+
+class Engine:
+    """Keeps one model loaded; generates for one request at a time (callers serialise)."""
+
+    def __init__(self, model: ResolvedModel, n_ctx: int, n_threads: int, n_batch: int = 512):
+        import llama_cpp  # here, so that importing this module stays cheap
+
+        self.model = model
+        self.n_threads = n_threads
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(model.path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
+                n_batch=min(n_batch, n_ctx), n_ubatch=min(n_batch, n_ctx), verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"llama.cpp could not load {model.path}: {exc}", param="model") from exc
+        self.n_ctx = self._llm.n_ctx()
+        self.chat_format: ChatFormat = chat_format_for(
+            model.info.chat_template, self._token_text(self._llm.token_bos()), self._token_text(self._llm.token_eos()))
+        self._eos = self._llm.token_eos()
+        self._lock = threading.Lock()
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of ``text`` as the model sees a prompt (special tokens parsed, BOS added
+        unless the text already starts with it)."""
+        tokens = self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        bos = self._llm.token_bos()
+        if len(tokens) > 1 and tokens[0] == bos and tokens[1] == bos:
+            tokens = tokens[1:]  # the template wrote BOS itself
+        return tokens
+
+    def render_chat(self, messages: list[ChatMessage]) -> str:
+        """The prompt for a conversation, in the model's chat format."""
+        return self.chat_format.render(messages)
+
+    def chat(self, messages: list[ChatMessage], params: SamplingParams,
+             cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:
+        """Stream a reply to ``messages``; stops of the chat format are added to the caller's."""
+        stops = tuple(params.stop) + tuple(self.chat_format.stop)
+        prompt = self.render_chat(messages)
+        yield from self.complete(prompt, SamplingParams(**{**params.__dict__, "stop": stops}), cancel)
+
+    def complete(self, prompt: str, params: SamplingParams,
+                 cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:
+        """Stream a continuation of ``prompt``: TextPiece records, then one GenerationStats."""
+        tokens = self.tokenize(prompt)
+        if len(tokens) >= self.n_ctx:
+            raise ContextLengthExceededError(
+                f"the prompt is {len(tokens)} tokens but the model's context is {self.n_ctx}; "
+                "shorten the messages", param="messages")
+        budget = self.n_ctx - len(tokens)
+        max_tokens = budget if params.max_tokens is None else min(params.max_tokens, budget)
+        with self._lock:
+            yield from self._generate(tokens, max_tokens, params, cancel)
+
+    def _generate(self, tokens: list[int], max_tokens: int, params: SamplingParams,
+                  cancel: Optional[threading.Event]) -> Iterator[GenerationEvent]:
+        self._llm.set_seed(params.seed if params.seed is not None else random.randint(0, 2**31 - 1))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        matcher = StopMatcher(list(params.stop))
+        start = time.perf_counter()
+        first_at: Optional[float] = None
+        produced, finish = 0, "length"
+        token_stream = self._llm.generate(
+            tokens, top_k=params.top_k, top_p=params.top_p, temp=params.temperature,
+            repeat_penalty=params.repeat_penalty, min_p=0.0)
+        try:
+            for token in token_stream:
+                if first_at is None:
+                    first_at = time.perf_counter()
+                if token == self._eos or self._llm_is_eog(token):
+                    finish = "stop"
+                    break
+                produced += 1
+                text, stopped = matcher.feed(decoder.decode(self._llm.detokenize([token])))
+                if text:
+                    yield TextPiece(text)
+                if stopped:
+                    finish = "stop"
+                    break
+                if cancel is not None and cancel.is_set():
+                    finish = "cancelled"
+                    break
+                if produced >= max_tokens:
+                    break
+        finally:
+            token_stream.close()
+        if finish != "stop":
+            tail = matcher.flush() + decoder.decode(b"", final=True)
+            if tail:
+                yield TextPiece(tail)
+        end = time.perf_counter()
+        first_at = first_at or end
+        decode_s = end - first_at
+        yield GenerationStats(
+            finish_reason=finish, prompt_tokens=len(tokens), completion_tokens=produced,
+            time_to_first_token_s=first_at - start, total_s=end - start,
+            decode_tokens_per_s=(produced - 1) / decode_s if produced > 1 and decode_s > 0 else 0.0)
+
+    def _llm_is_eog(self, token: int) -> bool:
+        """End-of-generation tokens besides EOS (e.g. <|im_end|>, <end_of_turn>)."""
+        import llama_cpp
+
+        return bool(llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token))
+
+    def describe(self) -> dict:
+        """Model facts for /health and /v1/models."""
+        return {"id": self.model.name, "path": str(self.model.path), "n_ctx": self.n_ctx,
+                "n_threads": self.n_threads, "chat_format": self.chat_format.name, **self.model.info.summary()}

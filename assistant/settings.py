@@ -1,0 +1,51 @@
+"""One settings object for the whole runtime.
+
+Values come, in order of precedence, from CLI flags, environment variables
+(``ASSISTANT_<FIELD>``) and the defaults below. Everything the assistant writes lives
+under ``home``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """The XDG data dir for the assistant: ``$XDG_DATA_HOME/assistant`` or ``~/.local/share/assistant``."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "assistant"
+
+
+class Settings(BaseSettings):
+    """Runtime settings; every field is also an ``ASSISTANT_<NAME>`` env var."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="ignore", protected_namespaces=())
+
+    home: Path = Field(default_factory=default_home, description="Data directory; nothing is written elsewhere.")
+    host: str = Field("127.0.0.1", description="Address to listen on (loopback by default: private).")
+    port: int = Field(8765, ge=0, le=65535, description="Port to listen on (0 picks a free one).")
+    model: str = Field("default", description="Catalog model name or a path to a .gguf file.")
+    profile: str = Field("auto", description="Device profile name from profiles/, or 'auto' to detect.")
+    api_key: Optional[str] = Field(None, description="If set, requests need 'Authorization: Bearer <key>'.")
+    n_ctx: Optional[int] = Field(None, ge=64, description="Context length; default: the profile's max context.")
+    n_threads: Optional[int] = Field(None, ge=1, description="Inference threads; default: the profile's threads.")
+    queue_size: int = Field(4, ge=1, description="Requests that may wait for the model; beyond this: 503.")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest accepted request body in bytes (413 beyond).")
+    hub_url: str = Field("https://huggingface.co", description="Base URL for `assistant models pull` (only used there).")
+    profiles_dir: Optional[Path] = Field(None, description="Folder of device profile TOML files; default: the bundled ones.")
+    system_root: Path = Field(Path("/"), description="Root for device detection files (/proc, /etc); tests point it at fixtures.")
+
+    @property
+    def models_dir(self) -> Path:
+        """Where assembled and pulled GGUF files live."""
+        return self.home / "models"
+
+    def ensure_home(self) -> Path:
+        """Create the data dir if needed and return it."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
