@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     hub_url: str = Field("https://huggingface.co", description="Base URL for `assistant models pull` (only used there).")
     profiles_dir: Optional[Path] = Field(None, description="Folder of device profile TOML files; default: the bundled ones.")
     system_root: Path = Field(Path("/"), description="Root for device detection files (/proc, /etc); tests point it at fixtures.")
+    knowledge_max_file_bytes: int = Field(10_000_000, ge=1, description="Notes files larger than this are skipped by `personalize`.")
 
     @property
     def models_dir(self) -> Path:
