@@ -1,0 +1,1 @@
+"""Simulated NVCIM accelerator with write-verify and the Tiny Shared Block."""

@@ -1,0 +1,188 @@
+"""Programming weights onto chips: one-shot programming, write-verify, read-back.
+
+A *chip* is one fixed realisation of the device variation. Chip ``i`` of a programming run
+with seed ``s`` draws its noise from its own generator seeded by ``(s, i, layer_key)``, so the
+same chip comes out whether it is programmed alone or in a batch of many.
+
+Conductances are never clipped to ``[0, 1]``: the Gaussian model of this line of research
+(and its closed-form weight std) assumes unbounded errors; at sigma <= 0.2 clipping would
+change little.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import CIMConfig, WriteVerifyConfig
+from .errors import CIMConfigError
+from .mapping import DeviceTargets, from_conductances, slice_coefficients, to_device_targets
+
+
+def chip_generator(seed: int, chip: int, layer_key: int) -> torch.Generator:
+    """Independent, reproducible generator for one (seed, chip, layer) triple."""
+    state = np.random.SeedSequence([seed, chip, layer_key]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] % (2**63)))
+
+
+@dataclass
+class ProgrammedTensor:
+    """The conductances actually programmed for one weight tensor on a batch of chips."""
+
+    config: CIMConfig
+    targets: DeviceTargets
+    g: torch.Tensor  # (chips, P, S, *shape)
+    verified: torch.Tensor  # bool (chips or 1, *shape): weights whose devices were write-verified
+    pulses: torch.Tensor  # (chips,) programming pulses, all devices
+    verify_reads: torch.Tensor  # (chips,) verify reads, all devices
+
+    @property
+    def chips(self) -> int:
+        """Number of chips held."""
+        return self.g.shape[0]
+
+    def effective(self) -> torch.Tensor:
+        """Effective weights ``(chips, *shape)`` without read noise."""
+        return from_conductances(self.g, self.targets, self.config)
+
+    def read_noise_std(self) -> torch.Tensor:
+        """Per-weight std ``(chips or 1, 1...)`` added by one read of every device."""
+        coeff = slice_coefficients(self.config, self.g.device)
+        per_unit = self.config.read_sigma_rel * float((self.config.polarities * (coeff**2).sum()).sqrt())
+        return self.targets.w_max.view(-1, *([1] * (self.g.dim() - 3))) * per_unit
+
+    def read(self) -> torch.Tensor:
+        """Effective weights with a fresh read-noise sample (what one inference sees).
+
+        Summing independent Gaussian device read errors with the slice coefficients gives a
+        Gaussian weight error, so sampling it per weight is exact in distribution and
+        ``P*S`` times cheaper than sampling every device.
+        """
+        w = self.effective()
+        if self.config.read_sigma_rel > 0:
+            w = w + torch.randn_like(w) * self.read_noise_std()
+        return w
+
+    def select(self, index: Sequence[int] | slice) -> "ProgrammedTensor":
+        """The sub-batch of chips ``index`` (for loops over single chips, ONNX export)."""
+        idx = torch.arange(self.chips)[index] if isinstance(index, slice) else torch.as_tensor(list(index))
+
+        def pick(t: torch.Tensor) -> torch.Tensor:
+            return t if t.shape[0] == 1 else t[idx]
+
+        targets = DeviceTargets(
+            g=pick(self.targets.g),
+            sign=None if self.targets.sign is None else pick(self.targets.sign),
+            w_max=pick(self.targets.w_max),
+        )
+        return ProgrammedTensor(self.config, targets, self.g[idx], pick(self.verified), self.pulses[idx], self.verify_reads[idx])
+
+
+def _device_mask(mask: torch.Tensor | None, targets: DeviceTargets, chips: int, batched: bool) -> torch.Tensor:
+    shape = targets.g.shape[3:]
+    if mask is None:
+        return torch.zeros((1, *shape), dtype=torch.bool)
+    mask = mask.to(torch.bool)
+    mask = mask if batched else mask.unsqueeze(0)
+    if tuple(mask.shape[1:]) != tuple(shape):
+        raise CIMConfigError(f"verify mask shape {tuple(mask.shape[1:])} != weight shape {tuple(shape)}")
+    return mask
+
+
+def write_verify(
+    g: torch.Tensor,
+    target: torch.Tensor,
+    active: torch.Tensor,
+    step_sigma: torch.Tensor,
+    tolerance: float,
+    read_sigma: float,
+    wv: WriteVerifyConfig,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Iterate read -> compare -> corrective pulse on the ``active`` devices.
+
+    A device is accepted once a (noisy) read lands within ``tolerance`` of its target; each
+    corrective pulse moves it by minus the read error and lands with spread ``step_sigma``.
+    Returns the new conductances, the corrective pulses and the verify reads per device.
+    """
+    g = g.clone()
+    pulses = torch.zeros_like(g)
+    reads = torch.zeros_like(g)
+    active = active.expand_as(g).clone()
+    if tolerance <= 0:
+        return g, pulses, reads
+    for _ in range(wv.max_pulses):
+        read = g + read_sigma * torch.randn(g.shape, generator=gen) if read_sigma > 0 else g
+        reads += active.float()
+        need = active & ((read - target).abs() > tolerance)
+        if not bool(need.any()):
+            break
+        landed = g - (read - target) + step_sigma * torch.randn(g.shape, generator=gen)
+        g = torch.where(need, landed, g)
+        pulses += need.float()
+        active = need
+    return g, pulses, reads
+
+
+def _program_one_chip(targets: DeviceTargets, k: int, mask: torch.Tensor, config: CIMConfig, gen: torch.Generator):
+    """Program chip ``k`` (index into batched targets, or 0): one shot, then write-verify."""
+    tg = targets.g[k if targets.g.shape[0] > 1 else 0]
+    sigma = config.device.variation.level_sigma(tg, config.sigma_rel)
+    g = tg + sigma * torch.randn(tg.shape, generator=gen) if config.sigma_rel > 0 else tg.clone()
+    m = mask[k if mask.shape[0] > 1 else 0]
+    dev_mask = m.view(1, 1, *m.shape).expand_as(tg)
+    wv = config.write_verify
+    g, pulses, reads = write_verify(
+        g, tg, dev_mask, sigma * wv.step_sigma_factor, wv.tolerance(config.sigma_rel), config.read_sigma_rel, wv, gen
+    )
+    return g, float(tg.numel() + pulses.sum()), float(reads.sum())
+
+
+def program_tensor(
+    w: torch.Tensor,
+    config: CIMConfig,
+    chip_ids: Sequence[int],
+    seed: int,
+    layer_key: int = 0,
+    verify_mask: torch.Tensor | None = None,
+    batched: bool = False,
+) -> ProgrammedTensor:
+    """Program ``w`` onto each chip of ``chip_ids``; write-verify the weights in ``verify_mask``.
+
+    ``batched=True``: ``w`` (and ``verify_mask``) carry one tensor per chip on their first
+    dimension. Every device costs one programming pulse; verified devices add their
+    corrective pulses and verify reads.
+    """
+    targets = to_device_targets(w, config, batched=batched)
+    chip_ids = list(chip_ids)
+    if batched and targets.g.shape[0] != len(chip_ids):
+        raise CIMConfigError(f"batched weights hold {targets.g.shape[0]} chips, chip_ids {len(chip_ids)}")
+    mask = _device_mask(verify_mask, targets, len(chip_ids), batched)
+    gs, pulses, reads = [], [], []
+    for k, chip in enumerate(chip_ids):
+        g, p, r = _program_one_chip(targets, k, mask, config, chip_generator(seed, chip, layer_key))
+        gs.append(g)
+        pulses.append(p)
+        reads.append(r)
+    return ProgrammedTensor(
+        config=config,
+        targets=targets,
+        g=torch.stack(gs),
+        verified=mask,
+        pulses=torch.tensor(pulses, dtype=torch.float64),
+        verify_reads=torch.tensor(reads, dtype=torch.float64),
+    )
+
+
+def read_back(pt: ProgrammedTensor, seed: int) -> torch.Tensor:
+    """Effective weights measured by reading every device once, with read noise.
+
+    This is what the deployment flow knows about a chip: the chip's real state plus one
+    read's noise (seeded so a calibration is reproducible).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(pt.g.shape, generator=gen) * pt.config.read_sigma_rel
+    return from_conductances(pt.g + noise, pt.targets, pt.config)
