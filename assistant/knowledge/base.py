@@ -1,0 +1,132 @@
+"""``KnowledgeBase``: the read side of the index, kept on ``app.state`` by the server.
+
+Opening is cheap: with no index it holds nothing; with one it opens SQLite read-only and
+loads the committed vector file. The encoder (onnxruntime) loads on the first query or
+``embed`` call. Nothing here imports torch. When a personalize run commits a new
+generation, the next search notices and reloads the vectors.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS
+from assistant.knowledge.errors import IndexMismatchError, InvalidQueryError
+from assistant.knowledge.layout import IndexLayout
+from assistant.knowledge.search import Passage, candidate_count, reciprocal_rank_fusion
+from assistant.knowledge.store import Store
+from assistant.knowledge.vectors import VectorIndex
+from assistant.knowledge.writer import load_vectors
+from assistant.settings import Settings
+
+MAX_K = 100
+
+
+class KnowledgeBase:
+    """Hybrid search over the personal index, plus the encoder for ``/v1/embeddings``."""
+
+    def __init__(self, settings: Settings, encoder: str = DEFAULT_ENCODER, n_threads: Optional[int] = None):
+        self.settings = settings
+        self.spec = ENCODERS[encoder]
+        self.layout = IndexLayout.for_settings(settings)
+        self.n_threads = n_threads
+        self._lock = threading.Lock()  # SQLite connection and hnswlib graph are shared
+        self._store: Optional[Store] = None
+        self._vectors: Optional[VectorIndex] = None
+        self._generation: Optional[str] = None
+        self._embedder = None
+
+    @classmethod
+    def open(cls, settings: Settings, encoder: str = DEFAULT_ENCODER,
+             n_threads: Optional[int] = None) -> "KnowledgeBase":
+        """The knowledge base of ``settings.home``; an empty one if nothing is indexed."""
+        base = cls(settings, encoder, n_threads)
+        with base._lock:
+            base._refresh()
+        return base
+
+    @property
+    def embedding_model_name(self) -> str:
+        """The encoder's name, as reported by ``/v1/embeddings``."""
+        return self.spec.name
+
+    def _refresh(self) -> None:
+        """(Re)load the vectors if the committed generation changed since the last look."""
+        if self._store is None:
+            if not self.layout.database.is_file():
+                return
+            self._store = Store(self.layout.database, writable=False)
+            recorded = self._store.get_meta("encoder_name")
+            if recorded not in (None, self.spec.name):
+                raise IndexMismatchError(f"the index was built with {recorded}, this server encodes with "
+                                         f"{self.spec.name}: run `assistant personalize` again")
+        generation = self._store.get_meta("generation")
+        if generation != self._generation or self._vectors is None:
+            self._vectors = load_vectors(self._store, self.layout, self.spec.dim)
+            self._generation = generation
+
+    def is_empty(self) -> bool:
+        """True when no chunk is indexed (the router then skips retrieval)."""
+        with self._lock:
+            self._refresh()
+            return self._store is None or self._store.chunk_count() == 0
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Unit-length vectors for ``texts`` (inputs longer than 256 tokens are truncated,
+        as sentence-transformers does)."""
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise InvalidQueryError("input must be a string or a list of strings", param="input")
+        if not texts:
+            return []
+        return self._encoder().encode(texts).tolist()
+
+    def _encoder(self):
+        if self._embedder is None:
+            from assistant.knowledge.embedder import OnnxEmbedder
+
+            self._embedder = OnnxEmbedder.for_settings(self.settings, self.spec.name, self.n_threads)
+        return self._embedder
+
+    def search(self, query: str, k: int) -> list[Passage]:
+        """The ``k`` best passages for ``query``: vector and BM25 rankings fused by RRF."""
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidQueryError("the search query is empty", param="query")
+        if k < 1 or k > MAX_K:
+            raise InvalidQueryError(f"k must be between 1 and {MAX_K}, not {k}", param="k")
+        with self._lock:
+            self._refresh()
+            if self._store is None or self._vectors is None or len(self._vectors) == 0:
+                return []
+        query_vector = self._encoder().encode([query])[0]  # outside the lock: the slow part
+        wanted = candidate_count(k)
+        with self._lock:
+            vector_hits = self._vectors.search(query_vector, wanted)
+            lexical_hits = self._store.lexical_search(query, wanted)
+            vector_ids = [chunk_id for chunk_id, _ in vector_hits]
+            lexical_ids = [chunk_id for chunk_id, _ in lexical_hits]
+            fused = reciprocal_rank_fusion([vector_ids, lexical_ids])[: k * 2]
+            rows = self._store.chunks_by_id([chunk_id for chunk_id, _ in fused])
+        vector_rank = {cid: rank for rank, cid in enumerate(vector_ids, start=1)}
+        lexical_rank = {cid: rank for rank, cid in enumerate(lexical_ids, start=1)}
+        passages = []
+        for chunk_id, score in fused:
+            row = rows.get(chunk_id)
+            if row is None:  # deleted between the vector read and now
+                continue
+            passages.append(Passage(chunk_id, row.path, row.heading, row.start_line, row.end_line, row.text,
+                                    score, vector_rank.get(chunk_id), lexical_rank.get(chunk_id)))
+        return passages[:k]
+
+    def close(self) -> None:
+        """Release SQLite and the vectors."""
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+            self._store = self._vectors = None
+            self._embedder = None
+
+    def __enter__(self) -> "KnowledgeBase":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,199 @@
+"""``personalize``'s pipeline: scan -> compare with the store -> read, parse and chunk
+the changed files -> embed -> write, committing a complete generation at the end (and
+at checkpoints on long runs, so a crash loses at most ``checkpoint_s`` of work).
+
+An unchanged file costs one ``stat``: size and mtime match what the store remembers. A
+file whose mtime changed but whose bytes hash the same is not re-embedded either.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from assistant.knowledge.chunker import Chunk, ChunkerConfig, chunk_lines
+from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS
+from assistant.knowledge.errors import SourceNotFoundError
+from assistant.knowledge.layout import IndexLayout
+from assistant.knowledge.parsers import ParseError, format_for, parse_document
+from assistant.knowledge.report import IndexReport
+from assistant.knowledge.scanner import ScanEntry, scan
+from assistant.knowledge.store import DocumentRow
+from assistant.knowledge.writer import IndexWriter
+from assistant.settings import Settings
+
+EMBED_BATCH_CHUNKS = 64  # chunks gathered across files before one encoder call
+
+
+@dataclass
+class _Prepared:
+    """A new or changed file, read and chunked, waiting for its vectors."""
+
+    entry: ScanEntry
+    previous: Optional[DocumentRow]
+    fmt: str
+    content_hash: Optional[str]
+    chunks: list[Chunk]
+    skip_reason: Optional[str] = None
+
+
+def resolve_root(path: Path | str) -> Path:
+    """An absolute, symlink-free path that exists, or SourceNotFoundError."""
+    candidate = Path(path).expanduser()
+    if not candidate.exists():
+        raise SourceNotFoundError(f"no such file or folder: {candidate}", param="path")
+    return candidate.resolve()
+
+
+def embedding_text(path: str, chunk: Chunk) -> str:
+    """What the encoder sees: the note's name and heading path, then the text, so that a
+    passage under 'Dentist' matches a question about the dentist."""
+    title = Path(path).stem.replace("_", " ").replace("-", " ")
+    return "\n".join(part for part in (title, chunk.heading, chunk.text) if part)
+
+
+class Indexer:
+    """Runs personalize passes; keeps the encoder loaded between passes (``--watch``)."""
+
+    def __init__(self, settings: Settings, encoder: str = DEFAULT_ENCODER,
+                 chunker: ChunkerConfig = ChunkerConfig(), checkpoint_s: float = 60.0,
+                 progress: bool = False, n_threads: Optional[int] = None):
+        self.settings = settings
+        self.spec = ENCODERS[encoder]
+        self.chunker = chunker
+        self.checkpoint_s = checkpoint_s
+        self.progress = progress
+        self.n_threads = n_threads
+        self.layout = IndexLayout.for_settings(settings)
+        self._embedder = None
+        self._counter = None
+
+    @property
+    def embedder(self):
+        """The ONNX encoder, loaded (and exported, the first time) only when needed."""
+        if self._embedder is None:
+            from assistant.knowledge.embedder import OnnxEmbedder
+
+            self._embedder = OnnxEmbedder.for_settings(self.settings, self.spec.name, self.n_threads)
+        return self._embedder
+
+    @property
+    def count_tokens(self):
+        """Encoder token counts for the chunker (tokenizer only, no model)."""
+        if self._counter is None:
+            from assistant.knowledge.embedder import TokenCounter
+
+            self._counter = TokenCounter(self.spec)
+        return self._counter
+
+    def run(self, paths: list[Path | str]) -> IndexReport:
+        """Index (or refresh) each path; one report for all of them."""
+        started = time.perf_counter()
+        roots = [resolve_root(p) for p in paths]
+        report = IndexReport(roots=[str(r) for r in roots])
+        with IndexWriter(self.layout, self.spec.name, self.spec.dim, self.chunker) as writer:
+            for root in roots:
+                self._index_root(writer, root, report)
+            writer.commit(self.chunker)
+            report.chunks_total = writer.store.chunk_count()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _index_root(self, writer: IndexWriter, root: Path, report: IndexReport) -> None:
+        writer.begin()
+        writer.store.add_source(str(root))
+        found = scan(root, self.settings.knowledge_max_file_bytes, exclude=(self.settings.home,))
+        report.skipped_folders.extend(found.skipped_folders)
+        report.ignored_files += found.ignored_files
+        known = writer.store.documents_under(str(root))
+        todo: list[tuple[ScanEntry, Optional[DocumentRow]]] = []
+        for entry in found.entries:
+            report.scanned += 1
+            row = known.pop(entry.path, None)
+            if row and not writer.rechunk_all and row.size == entry.size and row.mtime_ns == entry.mtime_ns:
+                report.unchanged += 1
+                if row.skip_reason:
+                    report.skipped.append((entry.path, row.skip_reason))
+                continue
+            todo.append((entry, row))
+        for row in known.values():  # stored but no longer on disk
+            report.chunks_removed += writer.remove_document(row.id)
+            report.deleted += 1
+        self._process(writer, todo, report)
+
+    def _process(self, writer: IndexWriter, todo: list, report: IndexReport) -> None:
+        from tqdm import tqdm
+
+        started = last_commit = time.monotonic()
+        pending: list[_Prepared] = []
+        with tqdm(total=len(todo), unit="file", disable=not self.progress or not todo,
+                  desc="personalize", dynamic_ncols=True) as bar:
+            for entry, row in todo:
+                prepared = self._prepare(writer, entry, row, report)
+                if prepared is not None:
+                    pending.append(prepared)
+                if sum(len(p.chunks) for p in pending) >= EMBED_BATCH_CHUNKS:
+                    self._flush(writer, pending, report)
+                    pending = []
+                if time.monotonic() - last_commit >= self.checkpoint_s:
+                    self._flush(writer, pending, report)
+                    pending = []
+                    writer.commit(self.chunker)
+                    last_commit = time.monotonic()
+                bar.update(1)
+                elapsed = time.monotonic() - started
+                bar.set_postfix(chunks=report.embedded,
+                                chunks_per_s=f"{report.embedded / elapsed:.0f}" if elapsed > 0 else "-",
+                                refresh=False)
+            self._flush(writer, pending, report)
+
+    def _prepare(self, writer: IndexWriter, entry: ScanEntry, row: Optional[DocumentRow],
+                 report: IndexReport) -> Optional[_Prepared]:
+        """Read, hash, parse and chunk one file; None when only its mtime changed."""
+        fmt = format_for(Path(entry.path).name)
+        name = fmt.name if fmt else "unknown"
+        if entry.skip_reason:
+            return _Prepared(entry, row, name, None, [], entry.skip_reason)
+        try:
+            with open(entry.path, "rb") as handle:
+                data = handle.read(self.settings.knowledge_max_file_bytes + 1)
+        except OSError as exc:
+            return _Prepared(entry, row, name, None, [], f"unreadable ({exc.strerror or exc})")
+        if len(data) > self.settings.knowledge_max_file_bytes:  # grew since the scan
+            return _Prepared(entry, row, name, None, [], "too large (grew while scanning)")
+        content_hash = hashlib.sha256(data).hexdigest()
+        if row and row.content_hash == content_hash and not row.skip_reason and not writer.rechunk_all:
+            writer.touch_document(row.id, entry.size, entry.mtime_ns)
+            report.unchanged += 1
+            return None
+        try:
+            chunks = chunk_lines(parse_document(fmt, data), self.count_tokens, self.chunker)
+        except ParseError as exc:
+            return _Prepared(entry, row, name, content_hash, [], str(exc))
+        if not chunks:
+            return _Prepared(entry, row, name, content_hash, [], "no text")
+        return _Prepared(entry, row, name, content_hash, chunks)
+
+    def _flush(self, writer: IndexWriter, pending: list[_Prepared], report: IndexReport) -> None:
+        """Embed the pending chunks in one call and write their documents."""
+        texts = [embedding_text(p.entry.path, c) for p in pending for c in p.chunks]
+        vectors = self.embedder.encode(texts) if texts else None
+        offset = 0
+        for item in pending:
+            if item.previous is not None:
+                report.chunks_removed += writer.remove_document(item.previous.id)
+            count = len(item.chunks)
+            writer.add_document(item.entry.path, item.fmt, item.entry.size, item.entry.mtime_ns,
+                                item.content_hash, item.chunks,
+                                vectors[offset:offset + count] if count else None, item.skip_reason)
+            offset += count
+            report.chunks_added += count
+            if item.skip_reason:
+                report.skipped.append((item.entry.path, item.skip_reason))
+            elif item.previous is None:
+                report.new += 1
+            else:
+                report.changed += 1
+        report.embedded += len(texts)

@@ -1,0 +1,231 @@
+"""The SQLite side of the index: sources, documents, chunks, their vectors and FTS5.
+
+Connections run in autocommit mode with explicit ``BEGIN IMMEDIATE``/``COMMIT`` so that a
+personalize run controls exactly what becomes visible, and in WAL mode so that a server
+keeps reading the last committed index while a run writes the next one.
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+
+from assistant.knowledge.chunker import Chunk
+from assistant.knowledge.errors import KnowledgeError
+from assistant.knowledge.migrations import MIGRATIONS, migrate
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    """What the store remembers about a file, to tell whether it changed."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: Optional[str]
+    skip_reason: Optional[str]
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A stored chunk with its document's path."""
+
+    id: int
+    path: str
+    heading: str
+    start_line: int
+    end_line: int
+    text: str
+
+
+def under(root: str) -> tuple[str, str, str]:
+    """SQL condition parameters for 'path is root or inside it', using the path index
+    (LIKE would treat ``_`` and ``%`` in folder names as wildcards)."""
+    return root, root.rstrip("/") + "/", root.rstrip("/") + "0"  # '0' sorts right after '/'
+
+
+_UNDER_SQL = "(path = ? OR (path >= ? AND path < ?))"
+
+
+class Store:
+    """One connection to ``index.sqlite``."""
+
+    def __init__(self, path: Path, writable: bool = True):
+        self.path = path
+        if writable:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            uri = f"file:{path}?mode=rwc"
+        else:
+            uri = f"file:{path}?mode=ro"
+        # autocommit mode: transactions are explicit; check_same_thread off because the
+        # server calls from a thread pool (callers serialise with a lock)
+        self.db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
+        self.db.execute("PRAGMA foreign_keys = ON")
+        if writable:
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            migrate(self.db)
+        else:
+            self._require_current_schema()
+
+    def _require_current_schema(self) -> None:
+        try:
+            done = {row[0] for row in self.db.execute("SELECT name FROM _migrations")}
+        except sqlite3.Error as exc:
+            raise KnowledgeError(f"{self.path} is not a knowledge index ({exc})") from exc
+        missing = [name for name, _ in MIGRATIONS if name not in done]
+        if missing:
+            raise KnowledgeError(f"the index at {self.path} is from an older version "
+                                 f"(missing {', '.join(missing)}): run `assistant personalize` to upgrade it")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside become visible together, or not at all."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- metadata -------------------------------------------------------------------
+    def get_meta(self, key: str) -> Optional[str]:
+        """A metadata value, or None."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a metadata value (inside the caller's transaction)."""
+        self.db.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # --- sources --------------------------------------------------------------------
+    def add_source(self, root: str) -> None:
+        """Record an indexed folder (or file) and when it was last indexed."""
+        now = time.time()
+        self.db.execute("INSERT INTO sources(path, added_at, indexed_at) VALUES (?, ?, ?) "
+                        "ON CONFLICT(path) DO UPDATE SET indexed_at = excluded.indexed_at", (root, now, now))
+
+    def sources(self) -> list[dict]:
+        """Every source with its document, skipped-file and chunk counts."""
+        out = []
+        for root, indexed_at in self.db.execute("SELECT path, indexed_at FROM sources ORDER BY path").fetchall():
+            documents, skipped, chunks = self.db.execute(
+                f"SELECT count(*), count(skip_reason), "
+                f"(SELECT count(*) FROM chunks WHERE document_id IN (SELECT id FROM documents WHERE {_UNDER_SQL})) "
+                f"FROM documents WHERE {_UNDER_SQL}", under(root) + under(root)).fetchone()
+            out.append({"path": root, "documents": documents - skipped, "skipped": skipped,
+                        "chunks": chunks, "indexed_at": indexed_at})
+        return out
+
+    def source_paths(self) -> list[str]:
+        """Paths of all sources."""
+        return [row[0] for row in self.db.execute("SELECT path FROM sources ORDER BY path")]
+
+    def remove_source(self, root: str) -> None:
+        """Forget a source row (its documents are removed separately)."""
+        self.db.execute("DELETE FROM sources WHERE path = ?", (root,))
+
+    # --- documents ------------------------------------------------------------------
+    def documents_under(self, root: str) -> dict[str, DocumentRow]:
+        """Stored documents at or below ``root``, by path."""
+        rows = self.db.execute(f"SELECT id, path, size, mtime_ns, content_hash, skip_reason FROM documents "
+                               f"WHERE {_UNDER_SQL}", under(root)).fetchall()
+        return {row[1]: DocumentRow(*row) for row in rows}
+
+    def chunk_ids_of(self, document_id: int) -> list[int]:
+        """Ids (= vector labels) of a document's chunks."""
+        return [row[0] for row in self.db.execute("SELECT id FROM chunks WHERE document_id = ?", (document_id,))]
+
+    def delete_document(self, document_id: int) -> list[int]:
+        """Remove a document; its chunks, vectors and FTS rows go with it (cascade and
+        trigger). Returns the removed chunk ids."""
+        chunk_ids = self.chunk_ids_of(document_id)
+        self.db.execute("DELETE FROM documents WHERE id = ?", (document_id,))
+        return chunk_ids
+
+    def save_document(self, path: str, fmt: str, size: int, mtime_ns: int, content_hash: Optional[str],
+                      skip_reason: Optional[str]) -> int:
+        """Insert a document row (the caller deleted any previous one); returns its id."""
+        cursor = self.db.execute(
+            "INSERT INTO documents(path, format, size, mtime_ns, content_hash, skip_reason, indexed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", (path, fmt, size, mtime_ns, content_hash, skip_reason, time.time()))
+        return int(cursor.lastrowid)
+
+    def touch_document(self, document_id: int, size: int, mtime_ns: int) -> None:
+        """Same content, new mtime: remember it so the next run need not read the file."""
+        self.db.execute("UPDATE documents SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, document_id))
+
+    def insert_chunks(self, document_id: int, chunks: list[Chunk], vectors: np.ndarray) -> list[int]:
+        """Store chunks and their vectors; returns the new chunk ids in order."""
+        ids = []
+        for chunk, vector in zip(chunks, vectors):
+            cursor = self.db.execute(
+                "INSERT INTO chunks(document_id, ordinal, heading, start_line, end_line, text, token_count) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", (document_id, chunk.ordinal, chunk.heading, chunk.start_line,
+                                                chunk.end_line, chunk.text, chunk.token_count))
+            ids.append(int(cursor.lastrowid))
+        self.db.executemany("INSERT INTO chunk_vectors(chunk_id, vector) VALUES (?, ?)",
+                            [(cid, np.asarray(v, dtype=np.float32).tobytes()) for cid, v in zip(ids, vectors)])
+        return ids
+
+    # --- reading --------------------------------------------------------------------
+    def chunk_count(self) -> int:
+        """Number of chunks in the index."""
+        return int(self.db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def chunks_by_id(self, chunk_ids: list[int]) -> dict[int, ChunkRow]:
+        """Chunks with their document path, by id (missing ids are left out)."""
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        rows = self.db.execute(
+            f"SELECT chunks.id, documents.path, heading, start_line, end_line, text FROM chunks "
+            f"JOIN documents ON documents.id = chunks.document_id WHERE chunks.id IN ({marks})", chunk_ids)
+        return {row[0]: ChunkRow(*row) for row in rows}
+
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, vectors) of the whole index, to rebuild the vector file."""
+        rows = self.db.execute("SELECT chunk_id, vector FROM chunk_vectors ORDER BY chunk_id").fetchall()
+        ids = np.array([row[0] for row in rows], dtype=np.int64)
+        vectors = np.stack([np.frombuffer(row[1], dtype=np.float32) for row in rows]) if rows else np.zeros((0, 0))
+        return ids, vectors
+
+    def lexical_search(self, query: str, limit: int) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score; higher is better) for the query's words, best first."""
+        expression = fts_query(query)
+        if not expression:
+            return []
+        rows = self.db.execute(
+            "SELECT rowid, bm25(chunks_fts, 1.0, 2.0, 1.0) AS score FROM chunks_fts WHERE chunks_fts MATCH ? "
+            "ORDER BY score LIMIT ?", (expression, limit)).fetchall()
+        return [(int(row[0]), -float(row[1])) for row in rows]  # FTS5's bm25 is lower-is-better
+
+
+_STOPWORDS = frozenset(
+    "a an and are as at be by did do does for from had has have how i in is it its me my of on or our so "
+    "than that the their them then there these they this to was we were what when where which who whom why "
+    "will with you your s t d ll re ve m".split())
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fts_query(query: str) -> str:
+    """An FTS5 expression matching any of the query's content words. Each word is quoted
+    so user text can never be read as FTS5 syntax (``NOT``, ``:``, ``*``)."""
+    words = [w for w in _WORD.findall(query.lower()) if w not in _STOPWORDS]
+    if not words:  # a query of only stopwords still deserves an answer
+        words = _WORD.findall(query.lower())
+    unique = list(dict.fromkeys(words))[:32]
+    return " OR ".join(f'"{w}"' for w in unique)
