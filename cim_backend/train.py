@@ -59,7 +59,7 @@ def train(model: nn.Module, split: Split, mode: Mode | str, cfg: TrainConfig) ->
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * idx.numel()
+            total += float(loss.detach()) * idx.numel()
         losses.append(total / n)
     seconds = time.perf_counter() - start
     model.eval()
