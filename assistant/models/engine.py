@@ -5,13 +5,42 @@ import codecs
 import random
 import threading
 import time
+from dataclasses import dataclass, replace
 from typing import Iterator, Optional
 
-from assistant.errors import ContextLengthExceededError, ModelFileError
+from assistant.errors import ContextLengthExceededError, InvalidRequestError, ModelFileError
 from assistant.models.catalog import ResolvedModel
 from assistant.models.chat_format import ChatFormat, ChatMessage, chat_format_for
 from assistant.models.generation import GenerationEvent, GenerationStats, SamplingParams, TextPiece
 from assistant.models.stop_matcher import StopMatcher
+
+
+def _bias_processor(logit_bias: tuple[tuple[int, float], ...], n_vocab: int):
+    """A llama-cpp-python logits processor adding OpenAI-style biases; None when there are none."""
+    if not logit_bias:
+        return None
+    from llama_cpp import LogitsProcessorList
+
+    valid = [(token, bias) for token, bias in logit_bias if 0 <= token < n_vocab]
+    if len(valid) != len(logit_bias):
+        raise InvalidRequestError(f"logit_bias names a token outside the vocabulary (0..{n_vocab - 1})",
+                                  param="logit_bias")
+    ids = [token for token, _ in valid]
+    biases = [bias for _, bias in valid]
+
+    def apply(_input_ids, scores):
+        scores[ids] += biases
+        return scores
+
+    return LogitsProcessorList([apply])
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A tokenized prompt that fits the context, with its final sampling parameters."""
+
+    tokens: list[int]
+    params: SamplingParams
 
 
 class Engine:
@@ -52,28 +81,41 @@ class Engine:
         """The prompt for a conversation, in the model's chat format."""
         return self.chat_format.render(messages)
 
-    def chat(self, messages: list[ChatMessage], params: SamplingParams,
-             cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:
-        """Stream a reply to ``messages``; stops of the chat format are added to the caller's."""
+    def chat_prompt(self, messages: list[ChatMessage], params: SamplingParams) -> Prompt:
+        """Render and tokenize a conversation; the chat format's stops join the caller's."""
         stops = tuple(params.stop) + tuple(self.chat_format.stop)
-        prompt = self.render_chat(messages)
-        yield from self.complete(prompt, SamplingParams(**{**params.__dict__, "stop": stops}), cancel)
+        return self.text_prompt(self.render_chat(messages), replace(params, stop=stops))
 
-    def complete(self, prompt: str, params: SamplingParams,
-                 cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:
-        """Stream a continuation of ``prompt``: TextPiece records, then one GenerationStats."""
-        tokens = self.tokenize(prompt)
+    def text_prompt(self, text: str, params: SamplingParams) -> Prompt:
+        """Tokenize ``text``; ContextLengthExceededError if it leaves no room to answer.
+        ``max_tokens`` is clamped to the room left in the context."""
+        tokens = self.tokenize(text)
         if len(tokens) >= self.n_ctx:
             raise ContextLengthExceededError(
                 f"the prompt is {len(tokens)} tokens but the model's context is {self.n_ctx}; "
                 "shorten the messages", param="messages")
-        budget = self.n_ctx - len(tokens)
-        max_tokens = budget if params.max_tokens is None else min(params.max_tokens, budget)
+        _bias_processor(params.logit_bias, self._llm.n_vocab())  # refuse bad token ids before streaming
+        room = self.n_ctx - len(tokens)
+        max_tokens = room if params.max_tokens is None else min(params.max_tokens, room)
+        return Prompt(tokens=tokens, params=replace(params, max_tokens=max_tokens))
+
+    def chat(self, messages: list[ChatMessage], params: SamplingParams,
+             cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:
+        """Stream a reply to ``messages`` (see ``generate``)."""
+        return self.generate(self.chat_prompt(messages, params), cancel)
+
+    def generate(self, prompt: Prompt, cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:
+        """Stream a continuation: TextPiece records, then one GenerationStats. One
+        generation at a time: a second caller waits for the first."""
         with self._lock:
-            yield from self._generate(tokens, max_tokens, params, cancel)
+            yield from self._generate(prompt.tokens, prompt.params.max_tokens, prompt.params, cancel)
 
     def _generate(self, tokens: list[int], max_tokens: int, params: SamplingParams,
                   cancel: Optional[threading.Event]) -> Iterator[GenerationEvent]:
+        if params.seed is not None:
+            # Reusing a cached prefix evaluates the prompt in different batches, which moves
+            # logits by rounding; a seeded request must give the same text every time.
+            self._llm.reset()
         self._llm.set_seed(params.seed if params.seed is not None else random.randint(0, 2**31 - 1))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         matcher = StopMatcher(list(params.stop))
@@ -82,7 +124,8 @@ class Engine:
         produced, finish = 0, "length"
         token_stream = self._llm.generate(
             tokens, top_k=params.top_k, top_p=params.top_p, temp=params.temperature,
-            repeat_penalty=params.repeat_penalty, min_p=0.0)
+            repeat_penalty=params.repeat_penalty, min_p=0.0,
+            logits_processor=_bias_processor(params.logit_bias, self._llm.n_vocab()))
         try:
             for token in token_stream:
                 if first_at is None:

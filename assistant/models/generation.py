@@ -17,6 +17,7 @@ class SamplingParams:
     repeat_penalty: float = 1.1
     stop: tuple[str, ...] = ()
     seed: Optional[int] = None
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias added to its logit), as OpenAI's
 
 
 @dataclass(frozen=True)

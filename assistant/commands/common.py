@@ -1,0 +1,45 @@
+"""What every verb shares: flags generated from the Settings fields, and the error edge
+(a domain error prints one line and exits non-zero, never a traceback)."""
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from typing import Callable, Iterable, Optional
+
+from assistant.errors import AssistantError
+from assistant.settings import Settings
+
+
+def add_settings_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
+    """Add ``--<name>`` flags for these Settings fields, with the field's description as help."""
+    for name in names:
+        field = Settings.model_fields[name]
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, dest=f"setting_{name}", default=None, metavar=name.upper(),
+                            help=f"{field.description} (env ASSISTANT_{name.upper()})")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from env vars and defaults, overridden by the flags that were given."""
+    overrides = {key[len("setting_"):]: value for key, value in vars(args).items()
+                 if key.startswith("setting_") and value is not None}
+    return Settings(**overrides)
+
+
+def cli_errors(main: Callable[[Optional[list[str]]], int]) -> Callable[[Optional[list[str]]], int]:
+    """Decorator for a verb's main: AssistantError -> ``error: ...`` on stderr, exit 1;
+    Ctrl-C -> exit 130."""
+
+    @functools.wraps(main)
+    def wrapper(argv: Optional[list[str]] = None) -> int:
+        try:
+            return main(argv)
+        except AssistantError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+    return wrapper

@@ -1,0 +1,79 @@
+"""The assistant: turns a request into a plan, gathers what the plan needs, and streams
+the answer through the one generation API. Server, CLI and benchmarks share it."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
+
+from assistant.admission import AdmissionGate
+from assistant.errors import InvalidRequestError
+from assistant.models.chat_format import ChatMessage
+from assistant.models.engine import Engine, Prompt
+from assistant.models.generation import GenerationEvent, GenerationStats, SamplingParams
+from assistant.models.pool import ModelPool
+from assistant.profiles import DeviceProfile, resolve_profile
+from assistant.router.plan import Plan
+from assistant.router.policy import Resources, decide
+from assistant.settings import Settings
+
+
+@dataclass
+class AskRequest:
+    """A chat request in the runtime's own terms (no HTTP in here)."""
+
+    messages: list[ChatMessage]
+    model: Optional[str] = None
+    strategy: str = "auto"
+    backend: str = "cpu"
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+
+@dataclass
+class PreparedAnswer:
+    """Everything decided before generation starts: plan, sources and the final prompt."""
+
+    plan: Plan
+    engine: Engine
+    prompt: Prompt
+    sources: list[dict] = field(default_factory=list)
+
+
+class Assistant:
+    """Holds the device profile, the loaded models and the gate in front of them."""
+
+    def __init__(self, settings: Settings, profile: DeviceProfile, pool: ModelPool):
+        self.settings = settings
+        self.profile = profile
+        self.pool = pool
+        self.gate = AdmissionGate(settings.queue_size)
+        self.cancelled_generations = 0  # generations stopped because their client went away
+
+    @classmethod
+    def load(cls, settings: Settings) -> "Assistant":
+        """Detect or load the profile and load the served model (memory guard first)."""
+        profile = resolve_profile(settings.profile, settings.profiles_dir, settings.system_root)
+        pool = ModelPool(settings, profile)
+        pool.get()
+        return cls(settings, profile, pool)
+
+    def resources(self) -> Resources:
+        """What exists now for the router to use."""
+        return Resources(has_index=False, adapter_name=None)
+
+    def prepare(self, request: AskRequest) -> PreparedAnswer:
+        """Decide the plan and build the prompt; raises typed errors for bad requests."""
+        engine = self.pool.get(request.model)
+        plan = decide(request.strategy, request.backend, engine.model.name, self.profile, self.resources())
+        if plan.backend == "cim":
+            raise InvalidRequestError("backend 'cim' is not available for GGUF chat models yet; use 'cpu'",
+                                      param="backend", code="backend_unavailable")
+        prompt = engine.chat_prompt(list(request.messages), request.sampling)
+        return PreparedAnswer(plan=plan, engine=engine, prompt=prompt)
+
+    def stream(self, prepared: PreparedAnswer, cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:
+        """Generate the answer: TextPiece records, then GenerationStats."""
+        for event in prepared.engine.generate(prepared.prompt, cancel):
+            if isinstance(event, GenerationStats) and event.finish_reason == "cancelled":
+                self.cancelled_generations += 1
+            yield event

@@ -1,0 +1,1 @@
+"""Per-request decisions: which strategy, model, passages and backend serve a request."""

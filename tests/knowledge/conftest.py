@@ -1,0 +1,41 @@
+"""Fixtures for the knowledge tests: a real ONNX encoder exported once per session and
+copied into each test's temporary ``ASSISTANT_HOME``; real notes folders on disk."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS, ensure_onnx
+from assistant.settings import Settings
+from knowledge_helpers import install_encoder
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def encoder_home(tmp_path_factory) -> Path:
+    """A home whose encoder was exported once (the export runs in a subprocess)."""
+    home = tmp_path_factory.mktemp("encoder-home")
+    ensure_onnx(Settings(home=home), ENCODERS[DEFAULT_ENCODER])
+    return home
+
+
+@pytest.fixture
+def settings(tmp_path, encoder_home, monkeypatch) -> Settings:
+    """Settings for a fresh temporary data dir (also exported as ASSISTANT_HOME for
+    subprocesses and CLI entry points)."""
+    home = tmp_path / "home"
+    install_encoder(encoder_home, home)
+    monkeypatch.setenv("ASSISTANT_HOME", str(home))
+    return Settings(home=home)
+
+
+@pytest.fixture
+def notes(tmp_path) -> Path:
+    """An empty notes folder, separate from the data dir."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    return folder
