@@ -10,6 +10,7 @@ with read noise off. The ADC is not exported (use ``adc_bits=None``, the fast pa
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +124,9 @@ def export_chip(model: nn.Module, chip: int, path: str | Path, sample: torch.Ten
     frozen = freeze_chip(model, chip)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter is deprecated but needs no onnxscript; the graph is simple.
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             frozen, (sample,), str(path), input_names=["x"], output_names=["logits"],
             dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False,

@@ -66,15 +66,18 @@ def _programmed_model(chips):
 
 def test_calibration_leaves_backbone_untouched_and_fits_each_chip():
     model, cfg, x, y = _programmed_model(chips=3)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    programmed = {n: layer.programmed.g.clone() for n, layer in cim_layers(model)}
+    weights = [layer.weight.detach().clone() for _, layer in cim_layers(model)]
+    biases = [layer.bias.detach().clone() for _, layer in cim_layers(model)]
+    programmed = [layer.programmed.g.clone() for _, layer in cim_layers(model)]
     acc_before = evaluate_chips(model, x, y, 3)
     block = insert_tsb(model, 4, cfg)
     res = calibrate_tsb(model, block, x, y, [0, 1, 2], CalibrationConfig(steps=40, lr=0.05, batch_size=64))
-    for name, layer in cim_layers(model):
-        assert torch.equal(layer.weight, state[f"{name}.weight"])
-        assert torch.equal(layer.programmed.g, programmed[name])  # chips not reprogrammed
-        assert layer.readback is None
+    layers = [layer for _, layer in cim_layers(model)]
+    assert len(layers) == 3
+    for layer, w, b, g in zip(layers, weights, biases, programmed):
+        assert torch.equal(layer.weight, w) and torch.equal(layer.bias, b)
+        assert torch.equal(layer.programmed.g, g)  # chips not reprogrammed
+        assert layer.readback is None and layer.weight.grad is None
     assert torch.equal(block.weight, torch.zeros(4, 4))  # shared seed block untouched too
     assert block.chip_weight.shape == (3, 4, 4)
     assert not torch.equal(block.chip_weight[0], block.chip_weight[1])  # one calibration per chip
