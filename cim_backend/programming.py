@@ -112,7 +112,7 @@ def write_verify(
     pulses = torch.zeros_like(g)
     reads = torch.zeros_like(g)
     active = active.expand_as(g).clone()
-    if tolerance <= 0:
+    if tolerance <= 0 or not bool(active.any()):
         return g, pulses, reads
     for _ in range(wv.max_pulses):
         read = g + read_sigma * torch.randn(g.shape, generator=gen) if read_sigma > 0 else g
