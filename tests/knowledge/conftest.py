@@ -39,3 +39,13 @@ def notes(tmp_path) -> Path:
     folder = tmp_path / "notes"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory):
+    """The real default GGUF model (SmolLM2-135M-Instruct), loaded once."""
+    from assistant.models.catalog import resolve_model
+    from assistant.models.engine import Engine
+
+    settings = Settings(home=tmp_path_factory.mktemp("engine-home"))
+    return Engine(resolve_model("default", settings), n_ctx=2048, n_threads=2)

@@ -75,3 +75,29 @@ def make_pdf(pages: list[list[str]]) -> bytes:
         out += f"{offset:010d} 00000 n \n".encode()
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
+
+
+def index_state(settings: Settings) -> dict:
+    """Chunk ids as SQLite, FTS5 and the committed vector file each see them; raises
+    AssertionError when they disagree (the index would be inconsistent)."""
+    from assistant.knowledge.layout import IndexLayout
+    from assistant.knowledge.store import Store
+    from assistant.knowledge.writer import load_vectors
+
+    layout = IndexLayout.for_settings(settings)
+    store = Store(layout.database, writable=False)
+    try:
+        chunk_ids = {row[0] for row in store.db.execute("SELECT id FROM chunks")}
+        fts_ids = {row[0] for row in store.db.execute("SELECT rowid FROM chunks_fts")}
+        vector_rows = {row[0] for row in store.db.execute("SELECT chunk_id FROM chunk_vectors")}
+        name = store.get_meta("vector_file")
+        assert name is None or (layout.vectors / name).is_file(), "committed vector file is missing"
+        vectors = load_vectors(store, layout, 384)
+        documents = {row[0] for row in store.db.execute("SELECT path FROM documents WHERE skip_reason IS NULL")}
+    finally:
+        store.close()
+    assert fts_ids == chunk_ids, "FTS rows differ from chunks"
+    assert vector_rows == chunk_ids, "stored vectors differ from chunks"
+    assert len(vectors) == len(chunk_ids)
+    assert all(vectors.contains(cid) for cid in chunk_ids), "a chunk has no vector in the hnswlib file"
+    return {"chunks": chunk_ids, "documents": documents, "vectors": vectors}

@@ -1,0 +1,55 @@
+"""Hybrid search: RRF fusion, FTS5 query safety, one result per passage, an empty index."""
+from __future__ import annotations
+
+import pytest
+
+from assistant.knowledge.base import KnowledgeBase
+from assistant.knowledge.errors import InvalidQueryError
+from assistant.knowledge.indexer import Indexer
+from assistant.knowledge.search import reciprocal_rank_fusion
+from assistant.knowledge.store import fts_query
+from knowledge_helpers import write
+
+
+def test_reciprocal_rank_fusion_rewards_agreement_and_lists_each_id_once():
+    fused = reciprocal_rank_fusion([[1, 2, 3], [3, 4, 1]], k=60)
+    ids = [item for item, _ in fused]
+    assert sorted(ids) == [1, 2, 3, 4] and len(ids) == 4
+    assert ids[0] == 1  # ranks 1 and 3 beat 3's ranks 3 and 1 by tie order, and 2's single rank
+    scores = dict(fused)
+    assert scores[1] == pytest.approx(1 / 61 + 1 / 63)
+    assert scores[2] == pytest.approx(1 / 62)
+
+
+def test_fts_query_quotes_words_and_drops_stopwords():
+    assert fts_query("What is my dentist's name?") == '"dentist" OR "name"'
+    assert fts_query('NOT "a" OR b* : (c)') == '"not" OR "b" OR "c"'
+    assert fts_query("what is it") == '"what" OR "is" OR "it"'  # only stopwords: keep them
+    assert fts_query("?!") == ""
+
+
+def test_empty_index_is_cheap_and_returns_nothing(settings):
+    with KnowledgeBase.open(settings) as kb:
+        assert kb.is_empty()
+        assert kb.search("anything", 3) == []
+        assert not (settings.home / "knowledge" / "index.sqlite").exists()
+
+
+def test_hybrid_search_ranks_the_right_passage_and_validates_input(notes, settings):
+    write(notes / "wifi.txt", "The wifi network at home is called Heron-5G.\n")
+    write(notes / "car.md", "# Car\nThe license plate is KX-482-LT.\n")
+    write(notes / "dog.md", "# Dog\nMy beagle Biscuit loves long walks.\n")
+    Indexer(settings).run([notes])
+    with KnowledgeBase.open(settings) as kb:
+        assert not kb.is_empty()
+        plate = kb.search("KX-482-LT", 3)  # an exact code: BM25's strength
+        assert plate[0].path.endswith("car.md") and plate[0].lexical_rank == 1
+        dog = kb.search("which pet do I have?", 3)  # no shared word: the vectors find it
+        assert dog[0].path.endswith("dog.md") and dog[0].lexical_rank is None
+        hits = kb.search("wifi network name", 10)
+        assert len({p.chunk_id for p in hits}) == len(hits) == 3  # one result per passage
+        assert hits[0].score >= hits[1].score >= hits[2].score
+        with pytest.raises(InvalidQueryError):
+            kb.search("   ", 3)
+        with pytest.raises(InvalidQueryError):
+            kb.search("wifi", 0)
