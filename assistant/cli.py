@@ -19,6 +19,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "sources": ("assistant.knowledge.cli_sources", "list indexed folders"),
     "forget": ("assistant.knowledge.cli_forget", "remove an indexed folder"),
     "cim": ("assistant.commands.cim", "the simulated NVCIM accelerator (cim reproduce)"),
+    "doctor": ("assistant.commands.doctor", "check this device, models, index and server"),
 }
 
 
