@@ -53,6 +53,19 @@ def markdown_table(main: dict[str, MethodResult]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def sweep_table(sweep: dict[float, dict[str, MethodResult]]) -> str:
+    """Mean chip accuracy and gap of every method at every sigma, plus the NI/TSB gap ratio."""
+    head = "| sigma | " + " | ".join(f"{LABELS[m]} acc (gap)" for m in METHODS) + " | gap NI / gap TSB |"
+    rows = [head, "|" + "---|" * (len(METHODS) + 2)]
+    for sigma in sorted(sweep):
+        res = sweep[sigma]
+        cells = " | ".join(f"{res[m].mean:.4f} ({res[m].gap:+.4f})" for m in METHODS)
+        tsb_gap = res["tsb"].gap
+        ratio = f"{res['noise_injection'].gap / tsb_gap:.1f}x" if tsb_gap > 0 else "TSB gap <= 0"
+        rows.append(f"| {sigma} | {cells} | {ratio} |")
+    return "\n".join(rows) + "\n"
+
+
 def plot_sweep(sweep: dict[float, dict[str, MethodResult]], path: Path) -> None:
     """Mean chip accuracy (error bars: std over chips) against sigma, one line per method."""
     import matplotlib
@@ -94,6 +107,7 @@ def write_outputs(out: Path, main_sigma: float, sweep: dict[float, dict[str, Met
         f"\nGap ratio NI/TSB: {results['gap_ratio_ni_over_tsb']:.2f}x; TSB training speed-up: "
         f"{results['train_speedup_tsb']:.2f}x wall, {results['train_cpu_speedup_tsb']:.2f}x CPU; TSB verified fraction: {100 * results['verified_fraction_tsb']:.3f}%\n"
     )
+    lines.append("\n" + sweep_table(sweep))
     (out / "results.md").write_text("".join(lines))
     plot_sweep(sweep, out / "accuracy_vs_sigma.png")
     return results
