@@ -108,8 +108,14 @@ class TinySharedBlock(nn.Module):
             raise CIMStateError("block in chips mode but not programmed")
         return self.programmed.read(), self.chip_bias.detach()
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """Apply the block to channel groups of ``y`` ``(C*B, channels, ...)`` (chip-major)."""
+    def forward(self, y: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """Apply the block to channel groups of ``y`` (chip-major batch).
+
+        ``y`` is ``(C*B, channels, ...)`` (convolution features) or, with ``channels_last``,
+        ``(C*B, ..., channels)`` (linear layers, e.g. a transformer's ``(batch, tokens, ch)``).
+        """
+        if channels_last and y.dim() > 2:
+            return self.forward(y.movedim(-1, 1)).movedim(1, -1)
         a, b = self.current()
         chips = a.shape[0]
         n, ch = y.shape[:2]
@@ -143,7 +149,7 @@ class TSBSite(nn.Module):
             with torch.no_grad():
                 self.input_range.copy_(torch.maximum(self.input_range, y.detach().abs().max()))
         yq = dac_quantize(y, cfg.dac_bits, self.input_range, signed=True)
-        return self.block(yq)
+        return self.block(yq, channels_last=isinstance(self.layer, nn.Linear))
 
 
 def insert_tsb(model: nn.Module, width: int, config: CIMConfig) -> TinySharedBlock:

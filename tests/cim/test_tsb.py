@@ -102,3 +102,23 @@ def test_calibration_requires_programmed_backbone():
     block = insert_tsb(model, 4, CIMConfig())
     with pytest.raises(CIMStateError):
         calibrate_tsb(model, block, torch.rand(4, 1, 8, 8), torch.zeros(4, dtype=torch.long), [0], CalibrationConfig(steps=1))
+
+
+def test_token_features_use_the_last_dimension_as_channels():
+    """A transformer's linear layer gives (batch, tokens, channels): the block maps channels per token."""
+    torch.manual_seed(0)
+    cfg = CIMConfig(read_noise=False)
+    model = convert(nn.Sequential(nn.Linear(12, 10)), cfg)
+    x = torch.rand(2, 5, 12)  # batch 2, 5 tokens
+    calibrate_input_ranges(model, x)
+    program_model(model, range(2), seed=0)
+    block = insert_tsb(model, 4, cfg)
+    calibrate_tsb(model, block, x.reshape(2, 5, 12), torch.zeros(2, dtype=torch.long), [0, 1], CalibrationConfig(steps=0))
+    with torch.no_grad():
+        block.chip_weight.copy_(torch.randn(2, 4, 4))
+    block.program([0, 1], seed=0)
+    out = model(x.repeat(2, 1, 1))
+    assert out.shape == (4, 5, 10)
+    # token t of chip c depends only on token t: permuting tokens permutes the output
+    perm = torch.tensor([4, 2, 0, 1, 3])
+    torch.testing.assert_close(model(x[:, perm].repeat(2, 1, 1)), out[:, perm], atol=1e-5, rtol=1e-5)
