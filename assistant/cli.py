@@ -18,6 +18,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "search": ("assistant.knowledge.cli_search", "search the indexed notes"),
     "sources": ("assistant.knowledge.cli_sources", "list indexed folders"),
     "forget": ("assistant.knowledge.cli_forget", "remove an indexed folder"),
+    "learn": ("assistant.commands.learn", "train a LoRA adapter on the indexed notes"),
+    "adapters": ("assistant.commands.adapters", "list adapter versions or activate one"),
     "cim": ("assistant.commands.cim", "the simulated NVCIM accelerator (cim reproduce)"),
     "doctor": ("assistant.commands.doctor", "check this device, models, index and server"),
 }

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
 from assistant.admission import AdmissionGate
-from assistant.errors import InvalidRequestError
+from assistant.errors import AssistantError, InvalidRequestError
 from assistant.models.chat_format import ChatMessage
 from assistant.models.engine import Engine, Prompt
 from assistant.models.generation import GenerationEvent, GenerationStats, SamplingParams
@@ -48,27 +48,43 @@ class Assistant:
         self.pool = pool
         self.gate = AdmissionGate(settings.queue_size)
         self.cancelled_generations = 0  # generations stopped because their client went away
+        self.adapter_error: Optional[str] = None
 
     @classmethod
     def load(cls, settings: Settings) -> "Assistant":
         """Detect or load the profile and load the served model (memory guard first)."""
         profile = resolve_profile(settings.profile, settings.profiles_dir, settings.system_root)
         pool = ModelPool(settings, profile)
-        pool.get()
-        return cls(settings, profile, pool)
+        assistant = cls(settings, profile, pool)
+        assistant.attach_active_adapter(pool.get())
+        return assistant
 
-    def resources(self) -> Resources:
+    def attach_active_adapter(self, engine: Engine) -> None:
+        """Load the active adapter into ``engine`` if it was trained for that model; a
+        mismatch is remembered and explained when a request asks for the adapter."""
+        from assistant.learn.registry import AdapterRegistry
+
+        path = AdapterRegistry(self.settings).active_path()
+        if path is None or engine.adapter is not None:
+            return
+        try:
+            engine.load_adapter(path)
+        except AssistantError as exc:
+            self.adapter_error = exc.message
+
+    def resources(self, engine: Engine) -> Resources:
         """What exists now for the router to use."""
-        return Resources(has_index=False, adapter_name=None)
+        return Resources(has_index=False, adapter_name=engine.adapter.name if engine.adapter else None,
+                         adapter_error=self.adapter_error)
 
     def prepare(self, request: AskRequest) -> PreparedAnswer:
         """Decide the plan and build the prompt; raises typed errors for bad requests."""
         engine = self.pool.get(request.model)
-        plan = decide(request.strategy, request.backend, engine.model.name, self.profile, self.resources())
+        plan = decide(request.strategy, request.backend, engine.model.name, self.profile, self.resources(engine))
         if plan.backend == "cim":
             raise InvalidRequestError("backend 'cim' is not available for GGUF chat models yet; use 'cpu'",
                                       param="backend", code="backend_unavailable")
-        prompt = engine.chat_prompt(list(request.messages), request.sampling)
+        prompt = engine.chat_prompt(list(request.messages), request.sampling, use_adapter=plan.adapter is not None)
         return PreparedAnswer(plan=plan, engine=engine, prompt=prompt)
 
     def stream(self, prepared: PreparedAnswer, cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:

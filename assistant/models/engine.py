@@ -5,7 +5,9 @@ import codecs
 import random
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
 from typing import Iterator, Optional
 
 from assistant.errors import ContextLengthExceededError, InvalidRequestError, ModelFileError
@@ -37,10 +39,22 @@ def _bias_processor(logit_bias: tuple[tuple[int, float], ...], n_vocab: int):
 
 @dataclass(frozen=True)
 class Prompt:
-    """A tokenized prompt that fits the context, with its final sampling parameters."""
+    """A tokenized prompt that fits the context, with its final sampling parameters, and
+    whether the loaded LoRA adapter is on for it."""
 
     tokens: list[int]
     params: SamplingParams
+    use_adapter: bool = False
+
+
+@dataclass
+class LoadedAdapter:
+    """A LoRA adapter held by llama.cpp next to the model, switched on per request."""
+
+    name: str
+    path: Path
+    metadata: dict
+    handle: object = field(repr=False, default=None)
 
 
 class Engine:
@@ -62,6 +76,63 @@ class Engine:
             model.info.chat_template, self._token_text(self._llm.token_bos()), self._token_text(self._llm.token_eos()))
         self._eos = self._llm.token_eos()
         self._lock = threading.Lock()
+        self.adapter: Optional[LoadedAdapter] = None
+        self._adapter_on = False
+        self.adapter_switches = 0
+        self.last_switch_s = 0.0
+
+    @cached_property
+    def model_sha256(self) -> str:
+        """sha256 of the loaded GGUF: adapters name the base they were trained on by it."""
+        from assistant.models.catalog import sha256_file
+
+        return sha256_file(self.model.path)
+
+    def load_adapter(self, path: Path) -> LoadedAdapter:
+        """Load a GGUF LoRA adapter once (off until a request turns it on). Refuses an
+        adapter trained for another base model."""
+        import llama_cpp
+
+        from assistant.learn.errors import AdapterMismatchError
+        from assistant.learn.export import read_adapter_metadata
+        from assistant.models.gguf_info import read_gguf_info
+
+        metadata = read_adapter_metadata(read_gguf_info(path))
+        if metadata.get("base_sha256") != self.model_sha256:
+            raise AdapterMismatchError(
+                f"adapter '{path.stem}' was trained for base model {metadata.get('base_model')} "
+                f"(sha256 {str(metadata.get('base_sha256'))[:12]}...), not the loaded '{self.model.name}' "
+                f"(sha256 {self.model_sha256[:12]}...)", param="adapter")
+        with self._lock:
+            handle = llama_cpp.llama_adapter_lora_init(self._llm.model, str(path).encode())
+            if handle is None:
+                raise ModelFileError(f"llama.cpp could not load the adapter {path}", param="adapter")
+            # Freed with the model's resources, before the model itself (the stack is LIFO).
+            self._llm._stack.callback(lambda: llama_cpp.llama_adapter_lora_free(handle))
+            self.adapter = LoadedAdapter(path.stem, path, metadata, handle)
+            self._adapter_on = None  # unknown: force the next request to set it
+        return self.adapter
+
+    def _switch_adapter(self, on: bool) -> None:
+        """Turn the adapter on or off for the next generation (no model reload); the KV
+        cache was computed with the other weights, so it is dropped."""
+        import ctypes
+
+        import llama_cpp
+
+        if on == self._adapter_on:
+            return
+        started = time.perf_counter()
+        if on:
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self.adapter.handle)
+            scales = (ctypes.c_float * 1)(1.0)
+            llama_cpp.llama_set_adapters_lora(self._llm.ctx, adapters, 1, scales)
+        else:
+            llama_cpp.llama_set_adapters_lora(self._llm.ctx, None, 0, None)
+        self._llm.reset()
+        self._adapter_on = on
+        self.adapter_switches += 1
+        self.last_switch_s = time.perf_counter() - started
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -81,12 +152,12 @@ class Engine:
         """The prompt for a conversation, in the model's chat format."""
         return self.chat_format.render(messages)
 
-    def chat_prompt(self, messages: list[ChatMessage], params: SamplingParams) -> Prompt:
+    def chat_prompt(self, messages: list[ChatMessage], params: SamplingParams, use_adapter: bool = False) -> Prompt:
         """Render and tokenize a conversation; the chat format's stops join the caller's."""
         stops = tuple(params.stop) + tuple(self.chat_format.stop)
-        return self.text_prompt(self.render_chat(messages), replace(params, stop=stops))
+        return self.text_prompt(self.render_chat(messages), replace(params, stop=stops), use_adapter)
 
-    def text_prompt(self, text: str, params: SamplingParams) -> Prompt:
+    def text_prompt(self, text: str, params: SamplingParams, use_adapter: bool = False) -> Prompt:
         """Tokenize ``text``; ContextLengthExceededError if it leaves no room to answer.
         ``max_tokens`` is clamped to the room left in the context."""
         tokens = self.tokenize(text)
@@ -97,7 +168,7 @@ class Engine:
         _bias_processor(params.logit_bias, self._llm.n_vocab())  # refuse bad token ids before streaming
         room = self.n_ctx - len(tokens)
         max_tokens = room if params.max_tokens is None else min(params.max_tokens, room)
-        return Prompt(tokens=tokens, params=replace(params, max_tokens=max_tokens))
+        return Prompt(tokens=tokens, params=replace(params, max_tokens=max_tokens), use_adapter=use_adapter)
 
     def chat(self, messages: list[ChatMessage], params: SamplingParams,
              cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:
@@ -107,7 +178,11 @@ class Engine:
     def generate(self, prompt: Prompt, cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:
         """Stream a continuation: TextPiece records, then one GenerationStats. One
         generation at a time: a second caller waits for the first."""
+        if prompt.use_adapter and self.adapter is None:
+            raise InvalidRequestError("no adapter is loaded for this model", param="strategy", code="no_adapter")
         with self._lock:
+            if self.adapter is not None:
+                self._switch_adapter(prompt.use_adapter)
             yield from self._generate(prompt.tokens, prompt.params.max_tokens, prompt.params, cancel)
 
     def _generate(self, tokens: list[int], max_tokens: int, params: SamplingParams,
@@ -165,7 +240,25 @@ class Engine:
 
         return bool(llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token))
 
+    def logits(self, tokens: list[int], use_adapter: bool = False) -> "list[float]":
+        """The next-token logits after ``tokens`` (for parity checks and evaluation)."""
+        with self._lock:
+            if self.adapter is not None:
+                self._switch_adapter(use_adapter)
+            import ctypes
+
+            import llama_cpp
+
+            self._llm.reset()
+            self._llm.eval(tokens)
+            n_vocab = self._llm.n_vocab()
+            pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)  # the last token's row
+            values = list(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float))[:n_vocab])
+            self._llm.reset()  # the KV cache now holds this probe, not a conversation
+            return values
+
     def describe(self) -> dict:
         """Model facts for /health and /v1/models."""
         return {"id": self.model.name, "path": str(self.model.path), "n_ctx": self.n_ctx,
+                "adapter": self.adapter.name if self.adapter else None,
                 "n_threads": self.n_threads, "chat_format": self.chat_format.name, **self.model.info.summary()}

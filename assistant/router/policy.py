@@ -15,6 +15,7 @@ class Resources:
 
     has_index: bool
     adapter_name: Optional[str]
+    adapter_error: Optional[str] = None  # why the active adapter could not be used
 
 
 def decide(requested_strategy: str, backend: str, model_name: str, profile: DeviceProfile,
@@ -37,8 +38,9 @@ def decide(requested_strategy: str, backend: str, model_name: str, profile: Devi
         raise InvalidRequestError("strategy 'rag' needs indexed notes: run 'assistant personalize PATH' first",
                                   param="strategy", code="no_index")
     if strategy in ("adapter", "rag+adapter") and not resources.adapter_name:
-        raise InvalidRequestError("strategy 'adapter' needs a trained adapter: run 'assistant learn' first",
-                                  param="strategy", code="no_adapter")
+        why = resources.adapter_error or "no adapter is trained for this model: run 'assistant learn' first"
+        raise InvalidRequestError(f"strategy '{strategy}' needs an adapter: {why}", param="strategy",
+                                  code="no_adapter")
     k = profile.rag_passages if strategy in ("rag", "rag+adapter") else 0
     if k:
         reasons.append(f"profile '{profile.name}': {k} passages of up to {profile.rag_passage_tokens} tokens")
