@@ -88,10 +88,12 @@ def run_install(*args: str, env: dict | None = None, script: Path = INSTALL_SH,
                           env={**os.environ, **(env or {})})
 
 
-def run_doctor(*args: str, env: dict | None = None, python: str = sys.executable) -> subprocess.CompletedProcess:
-    """``assistant doctor`` in a subprocess (the real CLI entry point)."""
-    return subprocess.run([python, "-m", "assistant.cli", "doctor", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})}, cwd=REPO_ROOT)
+def run_doctor(*args: str, env: dict | None = None, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """``assistant doctor`` in a subprocess (the real CLI entry point); ``unset`` names
+    environment variables to remove."""
+    full_env = {key: value for key, value in {**os.environ, **(env or {})}.items() if key not in unset}
+    return subprocess.run([sys.executable, "-m", "assistant.cli", "doctor", *args], capture_output=True, text=True,
+                          timeout=120, env=full_env, cwd=REPO_ROOT)
 
 
 def shellcheck_path() -> str | None:
