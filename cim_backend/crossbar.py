@@ -25,11 +25,13 @@ class _QuantizeSTE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, step: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+        """Quantize to integer codes in ``[lo, hi]`` times ``step``."""
         q = torch.div(x, step).round_().clamp_(lo, hi)
         return q.mul_(step)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
+        """Straight-through: the gradient passes unchanged to ``x``."""
         return grad, None, None, None
 
 

@@ -41,6 +41,7 @@ class _Quant(nn.Module):
             self.lo, self.hi = params[1], params[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """DAC quantization as plain ops (exported as Div, Round, Clip, Mul)."""
         if not self.enabled:
             return x
         return torch.clamp(torch.round(x / self.step), self.lo, self.hi) * self.step
@@ -64,6 +65,7 @@ class FrozenCIMLayer(nn.Module):
             self.conv_args = (layer.stride, layer.padding, layer.dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """DAC, then the chip's effective weights."""
         x = self.quant(x)
         if self.conv:
             return F.conv2d(x, self.weight, self.bias, *self.conv_args)
@@ -88,6 +90,7 @@ class FrozenTSB(nn.Module):
         self.quant = _Quant(_dac_params(block.cim_config.dac_bits, site.input_range, True))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """DAC, then ``y + M y + b`` over channels (dim 1 for conv maps, last dim otherwise)."""
         y = self.quant(y)
         if y.dim() == 4:
             z = F.conv2d(y, self.matrix[:, :, None, None], self.bias)

@@ -68,9 +68,17 @@ def _settings(args: argparse.Namespace) -> MethodSettings:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Run the comparison described by parsed ``args`` and write the outputs."""
+    """Run the comparison described by parsed ``args`` (torch threads restored afterwards)."""
+    previous = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(args: argparse.Namespace) -> dict:
     settings = _settings(args)
     base_cfg = get_preset(args.preset)
     default_sweep = [0.1, 0.2] if args.quick else [0.05, 0.1, 0.15, 0.2]

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chips", type=int, default=200, help="chips per cim_backend batch")
     p.add_argument("--aihwkit-chips", type=int, default=50, help="chips for aihwkit's loop")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=0, help="torch threads for both (0: default)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for both tools (default 1; 0: torch default)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/cim_chips_per_second.json"))
     args = p.parse_args(argv)
     if args.threads:
