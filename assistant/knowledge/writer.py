@@ -5,7 +5,6 @@ see the previous generation, complete."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -133,8 +132,3 @@ class IndexWriter:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def vector_file_path(layout: IndexLayout, store: Store) -> Optional[Path]:
-    """The committed generation's vector file, if any."""
-    name = store.get_meta("vector_file")
-    return layout.vectors / name if name else None
