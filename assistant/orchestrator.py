@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
 from assistant.admission import AdmissionGate
+from assistant.knowledge.base import KnowledgeBase
+from assistant.knowledge.rag_prompt import build_rag_messages
 from assistant.errors import AssistantError, InvalidRequestError
 from assistant.models.chat_format import ChatMessage
 from assistant.models.engine import Engine, Prompt
@@ -16,6 +18,9 @@ from assistant.profiles import DeviceProfile, resolve_profile
 from assistant.router.plan import Plan
 from assistant.router.policy import Resources, decide
 from assistant.settings import Settings
+
+
+ANSWER_ROOM_TOKENS = 256  # context kept free for the answer when passages are added
 
 
 @dataclass
@@ -42,10 +47,12 @@ class PreparedAnswer:
 class Assistant:
     """Holds the device profile, the loaded models and the gate in front of them."""
 
-    def __init__(self, settings: Settings, profile: DeviceProfile, pool: ModelPool):
+    def __init__(self, settings: Settings, profile: DeviceProfile, pool: ModelPool,
+                 knowledge: Optional[KnowledgeBase] = None):
         self.settings = settings
         self.profile = profile
         self.pool = pool
+        self.knowledge = knowledge or KnowledgeBase.open(settings, n_threads=profile.effective_threads())
         self.gate = AdmissionGate(settings.queue_size)
         self.cancelled_generations = 0  # generations stopped because their client went away
         self.adapter_error: Optional[str] = None
@@ -74,7 +81,8 @@ class Assistant:
 
     def resources(self, engine: Engine) -> Resources:
         """What exists now for the router to use."""
-        return Resources(has_index=False, adapter_name=engine.adapter.name if engine.adapter else None,
+        return Resources(has_index=not self.knowledge.is_empty(),
+                         adapter_name=engine.adapter.name if engine.adapter else None,
                          adapter_error=self.adapter_error)
 
     def prepare(self, request: AskRequest) -> PreparedAnswer:
@@ -84,8 +92,21 @@ class Assistant:
         if plan.backend == "cim":
             raise InvalidRequestError("backend 'cim' is not available for GGUF chat models yet; use 'cpu'",
                                       param="backend", code="backend_unavailable")
-        prompt = engine.chat_prompt(list(request.messages), request.sampling, use_adapter=plan.adapter is not None)
-        return PreparedAnswer(plan=plan, engine=engine, prompt=prompt)
+        messages, sources = list(request.messages), []
+        if plan.retrieves:
+            messages, sources = self.retrieve(engine, messages, plan.k, request.sampling)
+        prompt = engine.chat_prompt(messages, request.sampling, use_adapter=plan.adapter is not None)
+        return PreparedAnswer(plan=plan, engine=engine, prompt=prompt, sources=sources)
+
+    def retrieve(self, engine: Engine, messages: list[ChatMessage], k: int,
+                 sampling: SamplingParams) -> tuple[list[ChatMessage], list[dict]]:
+        """Search the notes for the last user turn and put the passages in the prompt,
+        leaving room in the context for the answer."""
+        question = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        passages = self.knowledge.search(question, k) if question.strip() else []
+        answer_room = min(sampling.max_tokens or ANSWER_ROOM_TOKENS, engine.n_ctx // 4)
+        return build_rag_messages(messages, passages, lambda text: len(engine.tokenize(text)),
+                                  self.profile.rag_passage_tokens, engine.n_ctx - answer_room)
 
     def stream(self, prepared: PreparedAnswer, cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:
         """Generate the answer: TextPiece records, then GenerationStats."""

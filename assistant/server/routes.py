@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
+import struct
 import json
 import threading
 import time
@@ -12,12 +14,12 @@ from typing import AsyncIterator
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from assistant.errors import AuthenticationError
+from assistant.errors import AuthenticationError, InvalidRequestError, ModelNotFoundError
 from assistant.models.catalog import catalog_entries
 from assistant.models.chat_format import ChatMessage
 from assistant.models.generation import GenerationStats, SamplingParams, TextPiece
 from assistant.orchestrator import AskRequest, PreparedAnswer
-from assistant.server.schemas import ChatCompletionRequest
+from assistant.server.schemas import ChatCompletionRequest, EmbeddingRequest
 from assistant.server.state import ServerState
 from assistant.server.streaming import iterate_in_thread
 
@@ -167,6 +169,26 @@ async def _sse(completion_id: str, prepared: PreparedAnswer, events: AsyncIterat
                                "model": model, "choices": [], "usage": _usage(event)}
                 yield f"data: {json.dumps(usage_chunk)}\n\n"
     yield "data: [DONE]\n\n"
+
+
+@v1.post("/embeddings")
+async def embeddings(body: EmbeddingRequest, request: Request) -> dict:
+    """OpenAI embeddings with the notes' encoder (all-MiniLM-L6-v2, 384 dimensions)."""
+    state = server_state(request)
+    knowledge = state.require_assistant().knowledge
+    if body.model not in (None, "default", knowledge.embedding_model_name):
+        raise ModelNotFoundError(f"unknown embedding model '{body.model}' (known: default, "
+                                 f"{knowledge.embedding_model_name})", param="model")
+    texts = body.texts()
+    if not texts or any(not isinstance(t, str) or not t for t in texts):
+        raise InvalidRequestError("input must be a non-empty string or list of non-empty strings", param="input")
+    vectors = await asyncio.get_running_loop().run_in_executor(state.executor, knowledge.embed, texts)
+    tokens = sum(len(t.split()) for t in texts)
+    if body.encoding_format == "base64":  # what the openai client asks for: float32, little-endian
+        vectors = [base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() for v in vectors]
+    return {"object": "list", "model": knowledge.embedding_model_name,
+            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 
 router.include_router(v1)

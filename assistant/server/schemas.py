@@ -81,7 +81,7 @@ class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: Optional[str] = None
     input: Union[str, list[str]]
-    encoding_format: Literal["float"] = "float"
+    encoding_format: Literal["float", "base64"] = "float"
 
     def texts(self) -> list[str]:
         return [self.input] if isinstance(self.input, str) else list(self.input)
