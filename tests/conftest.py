@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import os
 
+# Before anything imports torch: see assistant/learn/__init__.py (spinning OpenMP threads).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import openai
 import pytest
 

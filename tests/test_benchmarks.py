@@ -21,3 +21,17 @@ def test_serving_benchmark_quick(tmp_path):
     assert set(report["ratios"]) == {"vs_direct_generate_decode", "vs_direct_chat_completion_decode",
                                      "vs_peer_decode", "vs_peer_ttft"}
     assert "| assistant serve |" in result.stdout
+
+
+def test_adapter_benchmark_quick(tmp_path):
+    out = tmp_path / "adapters.json"
+    result = subprocess.run([sys.executable, "benchmarks/bench_adapters.py", "--quick", "--out", str(out)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["training_tokens_per_s"] > 0
+    assert 0 < report["switch_ms_median"] < 1000
+    assert report["perplexity_adapter"] <= report["perplexity_base"]
+    assert set(report["val_loss_by_budget"]) == {"5", "10", "15"}
+    assert len(report["grid"]) == 4 and {row["data"] for row in report["grid"]} == {0.5, 1.0}
+    assert "| budget (s) | best validation loss |" in result.stdout
