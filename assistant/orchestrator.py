@@ -2,6 +2,7 @@
 the answer through the one generation API. Server, CLI and benchmarks share it."""
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Iterator, Optional
@@ -12,15 +13,22 @@ from assistant.knowledge.rag_prompt import build_rag_messages
 from assistant.errors import AssistantError, InvalidRequestError
 from assistant.models.chat_format import ChatMessage
 from assistant.models.engine import Engine, Prompt
+from assistant.models.catalog import DEFAULT_ALIAS
 from assistant.models.generation import GenerationEvent, GenerationStats, SamplingParams
 from assistant.models.pool import ModelPool
 from assistant.profiles import DeviceProfile, resolve_profile
+from assistant.router.calibration import CalibrationTable
+from assistant.router.difficulty import RetrievalSignal, estimate_difficulty, request_text
+from assistant.router.model_choice import ModelOption, model_options
 from assistant.router.plan import Plan
 from assistant.router.policy import Resources, decide
 from assistant.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 ANSWER_ROOM_TOKENS = 256  # context kept free for the answer when passages are added
+SIGNAL_PASSAGES = 5  # passages looked at for the difficulty's retrieval confidence
 
 
 @dataclass
@@ -56,6 +64,8 @@ class Assistant:
         self.gate = AdmissionGate(settings.queue_size)
         self.cancelled_generations = 0  # generations stopped because their client went away
         self.adapter_error: Optional[str] = None
+        self._calibration: tuple[Optional[float], Optional[CalibrationTable]] = (None, None)
+        self._model_options: Optional[tuple[tuple[str, ...], list[ModelOption]]] = None
 
     @classmethod
     def load(cls, settings: Settings) -> "Assistant":
@@ -83,27 +93,80 @@ class Assistant:
         """What exists now for the router to use."""
         return Resources(has_index=not self.knowledge.is_empty(),
                          adapter_name=engine.adapter.name if engine.adapter else None,
-                         adapter_error=self.adapter_error)
+                         adapter_error=self.adapter_error, adapter_model=engine.model.name)
+
+    def calibration(self) -> Optional[CalibrationTable]:
+        """The device's calibration table, re-read when its file changes (personalize or
+        ``assistant calibrate`` may rewrite it while serving)."""
+        path = CalibrationTable.path_for(self.settings)
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return None
+        if self._calibration[0] != mtime:
+            self._calibration = (mtime, CalibrationTable.load(self.settings))
+        return self._calibration[1]
+
+    def model_options(self, calibration: Optional[CalibrationTable]) -> list[ModelOption]:
+        """Catalog models the router may switch to (chat models, and those the calibration
+        measured), with their memory needs here; computed once per calibration."""
+        include = tuple(sorted({c.model for c in calibration.cells})) if calibration else ()
+        if self._model_options is None or self._model_options[0] != include:
+            self._model_options = (include, model_options(self.settings, self.profile, self.pool.context_for,
+                                                          include))
+        return self._model_options[1]
 
     def prepare(self, request: AskRequest) -> PreparedAnswer:
-        """Decide the plan and build the prompt; raises typed errors for bad requests."""
+        """Decide the plan and build the prompt; raises typed errors for bad requests.
+        ``auto`` retrieves once up front: the passages give the difficulty its retrieval
+        confidence and, when the plan retrieves, go into the prompt."""
+        explicit_model = bool(request.model) and request.model != DEFAULT_ALIAS
         engine = self.pool.get(request.model)
-        plan = decide(request.strategy, request.backend, engine.model.name, self.profile, self.resources(engine))
+        resources = self.resources(engine)
+        question, _ = request_text(request.messages[-1:])
+        passages, signal = None, None
+        if request.strategy == "auto" and resources.has_index and question.strip():
+            passages = self.knowledge.search(question, max(self.profile.rag_passages, SIGNAL_PASSAGES))
+            signal = RetrievalSignal.from_passages(passages)
+        difficulty = estimate_difficulty(request.messages, signal)
+        calibration = self.calibration() if request.strategy == "auto" else None
+        options = self.model_options(calibration) if request.strategy == "auto" and not explicit_model else []
+        plan = decide(request.strategy, request.backend, engine.model.name, self.profile, resources,
+                      difficulty, calibration, options, model_explicit=explicit_model)
         if plan.backend == "cim":
             raise InvalidRequestError("backend 'cim' is not available for GGUF chat models yet; use 'cpu'",
                                       param="backend", code="backend_unavailable")
+        engine = self._switch(engine, plan)
+        plan.max_context = engine.n_ctx
         messages, sources = list(request.messages), []
         if plan.retrieves:
-            messages, sources = self.retrieve(engine, messages, plan.k, request.sampling)
+            messages, sources = self.retrieve(engine, messages, plan.k, request.sampling, passages)
         prompt = engine.chat_prompt(messages, request.sampling, use_adapter=plan.adapter is not None)
         return PreparedAnswer(plan=plan, engine=engine, prompt=prompt, sources=sources)
 
+    def _switch(self, engine: Engine, plan: Plan) -> Engine:
+        """The engine the plan names; if it cannot be loaded now (RAM), stay on ``engine``
+        and say so in the plan."""
+        if plan.model == engine.model.name:
+            return engine
+        try:
+            switched = self.pool.get(plan.model)
+        except AssistantError as exc:
+            plan.reasons.append(f"model switch to {plan.model} failed ({exc.message}); staying on "
+                                f"{engine.model.name}")
+            plan.model = engine.model.name
+            return engine
+        log.info("router switched model %s -> %s (%s)", engine.model.name, plan.model, plan.difficulty)
+        return switched
+
     def retrieve(self, engine: Engine, messages: list[ChatMessage], k: int,
-                 sampling: SamplingParams) -> tuple[list[ChatMessage], list[dict]]:
-        """Search the notes for the last user turn and put the passages in the prompt,
-        leaving room in the context for the answer."""
+                 sampling: SamplingParams, passages: Optional[list] = None) -> tuple[list[ChatMessage], list[dict]]:
+        """Search the notes for the last user turn (or reuse ``passages`` already found) and
+        put the best ``k`` in the prompt, leaving room in the context for the answer."""
         question = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        passages = self.knowledge.search(question, k) if question.strip() else []
+        if passages is None:
+            passages = self.knowledge.search(question, k) if question.strip() else []
+        passages = passages[:k]
         answer_room = min(sampling.max_tokens or ANSWER_ROOM_TOKENS, engine.n_ctx // 4)
         return build_rag_messages(messages, passages, lambda text: len(engine.tokenize(text)),
                                   self.profile.rag_passage_tokens, engine.n_ctx - answer_room)

@@ -19,6 +19,9 @@ class Plan:
     k: int = 0
     backend: str = "cpu"
     reasons: list[str] = field(default_factory=list)
+    max_context: int = 0  # tokens of context the answer is built in
+    passage_tokens: int = 0  # token budget per retrieved passage
+    source: str = "defaults"  # defaults | calibration | request
 
     @property
     def retrieves(self) -> bool:

@@ -1,12 +1,27 @@
-"""Turns a request, the device profile and what exists into a Plan."""
+"""Turns a request's difficulty, the device profile and what exists (index, adapter,
+catalog models, calibration) into a Plan.
+
+Defaults follow the edge-deployment guidelines (DESIGN.md): ``general`` -> the base model;
+``easy`` (labels, preferences, style) -> the adapter when one exists; ``moderate`` and
+``hard`` -> RAG with the strongest chat model that fits the RAM budget and few, short
+passages; ``rag+adapter`` where both help (a hard request on a device with room, or an
+easy one whose notes match confidently). A calibration table measured on this device
+overrides the defaults where it has enough samples; a request's explicit strategy (or
+model) overrides both."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 from assistant.errors import InvalidRequestError
 from assistant.profiles import DeviceProfile
+from assistant.router.calibration import CalibrationTable, Cell
+from assistant.router.difficulty import Difficulty
+from assistant.router.model_choice import ModelOption, find_option, strongest_chat_model
 from assistant.router.plan import BACKENDS, STRATEGIES, Plan
+
+TIGHT_RAM_BUDGET_MB = 2000  # below this, RAG gets at most MODERATE_PASSAGES and no rag+adapter
+MODERATE_PASSAGES = 3  # one fact needs few passages: the guidelines' "limited history"
 
 
 @dataclass(frozen=True)
@@ -16,24 +31,23 @@ class Resources:
     has_index: bool
     adapter_name: Optional[str]
     adapter_error: Optional[str] = None  # why the active adapter could not be used
+    adapter_model: Optional[str] = None  # the model the adapter is loaded on (None: the served one)
 
 
-def decide(requested_strategy: str, backend: str, model_name: str, profile: DeviceProfile,
-           resources: Resources) -> Plan:
-    """A request's explicit strategy wins; ``auto`` uses the notes when there are any.
-    Every choice is written into ``reasons``."""
+def is_tight(profile: DeviceProfile) -> bool:
+    """A device where training is not allowed or the RAM budget is small (a 2 GB Pi)."""
+    return not profile.training_allowed or profile.ram_budget_mb < TIGHT_RAM_BUDGET_MB
+
+
+def _check(requested_strategy: str, backend: str) -> None:
     if requested_strategy not in STRATEGIES:
         raise InvalidRequestError(f"strategy must be one of {', '.join(STRATEGIES)}", param="strategy")
     if backend not in BACKENDS:
         raise InvalidRequestError(f"backend must be one of {', '.join(BACKENDS)}", param="backend")
-    reasons: list[str] = []
-    if requested_strategy == "auto":
-        strategy = "rag" if resources.has_index else "base"
-        reasons.append("auto: notes are indexed, retrieving" if resources.has_index
-                       else "auto: no notes indexed, answering from the base model")
-    else:
-        strategy = requested_strategy
-        reasons.append(f"strategy '{strategy}' requested")
+
+
+def _require(strategy: str, resources: Resources) -> None:
+    """Typed errors for a strategy that lacks what it needs (explicit requests only)."""
     if strategy in ("rag", "rag+adapter") and not resources.has_index:
         raise InvalidRequestError("strategy 'rag' needs indexed notes: run 'assistant personalize PATH' first",
                                   param="strategy", code="no_index")
@@ -41,9 +55,98 @@ def decide(requested_strategy: str, backend: str, model_name: str, profile: Devi
         why = resources.adapter_error or "no adapter is trained for this model: run 'assistant learn' first"
         raise InvalidRequestError(f"strategy '{strategy}' needs an adapter: {why}", param="strategy",
                                   code="no_adapter")
-    k = profile.rag_passages if strategy in ("rag", "rag+adapter") else 0
-    if k:
+
+
+def _default_strategy(level: str, profile: DeviceProfile, resources: Resources, confident: bool,
+                      adapter_here: bool) -> tuple[str, str]:
+    """(strategy, reason) by the guidelines, given what exists."""
+    index, adapter = resources.has_index, adapter_here
+    if level == "unknown":
+        return ("rag", "notes are indexed, retrieving") if index else ("base", "no notes indexed")
+    if level == "general":
+        return "base", "general request: no personal data needed, base model"
+    if level == "easy":
+        if adapter and index and confident and not is_tight(profile):
+            return "rag+adapter", "easy request: the adapter for labels/style, and the notes match confidently"
+        if adapter:
+            return "adapter", "easy request: label/style-like tasks are served well by the small adapter"
+        return ("rag", "easy request, no adapter: retrieving instead") if index else \
+            ("base", "easy request, but no adapter and no notes")
+    if not index:
+        return ("adapter", f"{level} request, no notes indexed: the adapter is all there is") if adapter else \
+            ("base", f"{level} request, but no notes indexed and no adapter")
+    if level == "hard" and adapter and not is_tight(profile):
+        return "rag+adapter", "hard request: retrieval for the facts plus the adapter, the device has room"
+    return "rag", f"{level} request: retrieval with the strongest model that fits (the guidelines)"
+
+
+def decide(requested_strategy: str, backend: str, model_name: str, profile: DeviceProfile,
+           resources: Resources, difficulty: Optional[Difficulty] = None,
+           calibration: Optional[CalibrationTable] = None, models: Sequence[ModelOption] = (),
+           model_explicit: bool = False) -> Plan:
+    """The plan for one request. ``model_name`` is the requested (or served) model; with
+    ``model_explicit`` it is kept, otherwise the router may switch to a stronger one.
+    Every choice is written into ``reasons``."""
+    _check(requested_strategy, backend)
+    level = difficulty.level if difficulty else "unknown"
+    reasons = list(difficulty.reasons) if difficulty else []
+    reasons = [f"difficulty {level}: {'; '.join(reasons)}"] if reasons else []
+    adapter_model = resources.adapter_model or model_name
+    model, source = model_name, "defaults"
+    if requested_strategy != "auto":
+        strategy, source = requested_strategy, "request"
+        reasons.append(f"strategy '{strategy}' requested")
+        _require(strategy, resources)
+    else:
+        cell = _calibrated(calibration, level, model_name, profile, resources, models, model_explicit)
+        if cell is not None:
+            strategy, model, source = cell.strategy, cell.model, "calibration"
+            reasons.append(f"calibration: {cell.strategy} on {cell.model} scored {cell.accuracy:.2f} in "
+                           f"{cell.mean_latency_s:.2f} s over {cell.n} {level} probes on this device")
+        else:
+            if calibration is not None and level != "unknown":
+                reasons.append(f"calibration has under {calibration.min_samples} samples for {level}: defaults")
+            if level in ("moderate", "hard") and resources.has_index and not model_explicit and models:
+                model, why = strongest_chat_model(models, model_name, profile.ram_budget_mb)
+                reasons += why
+            confident = bool(difficulty and difficulty.signal and difficulty.signal.confident)
+            strategy, why = _default_strategy(level, profile, resources, confident,
+                                              bool(resources.adapter_name) and adapter_model == model)
+            reasons.append(f"auto: {why}")
+    if model != model_name:
+        reasons.append(f"model switch: {model_name} -> {model}")
+    k = 0
+    if strategy in ("rag", "rag+adapter"):
+        k = profile.rag_passages
+        if source != "request" and (level == "moderate" or is_tight(profile)):
+            k = min(k, MODERATE_PASSAGES)
         reasons.append(f"profile '{profile.name}': {k} passages of up to {profile.rag_passage_tokens} tokens")
-    return Plan(strategy=strategy, difficulty="unknown", model=model_name,
+    return Plan(strategy=strategy, difficulty=level, model=model,
                 adapter=resources.adapter_name if "adapter" in strategy else None,
-                k=k, backend=backend, reasons=reasons)
+                k=k, backend=backend, reasons=reasons, max_context=profile.max_context,
+                passage_tokens=profile.rag_passage_tokens if k else 0, source=source)
+
+
+def _calibrated(calibration: Optional[CalibrationTable], level: str, model_name: str, profile: DeviceProfile,
+                resources: Resources, models: Sequence[ModelOption], model_explicit: bool) -> Optional[Cell]:
+    """The calibration's best cell for ``level`` that can run here now, if any."""
+    if calibration is None or level == "unknown":
+        return None
+    adapter_model = resources.adapter_model or model_name
+
+    def usable(cell: Cell) -> bool:
+        if cell.strategy not in STRATEGIES or cell.strategy == "auto":
+            return False
+        if model_explicit and cell.model != model_name:
+            return False
+        if cell.model != model_name:
+            option = find_option(models, cell.model)
+            if option is None or not option.fits:
+                return False
+        if "rag" in cell.strategy and not resources.has_index:
+            return False
+        if "adapter" in cell.strategy and not (resources.adapter_name and cell.model == adapter_model):
+            return False
+        return True
+
+    return calibration.best(level, usable)
