@@ -22,6 +22,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "adapters": ("assistant.commands.adapters", "list adapter versions or activate one"),
     "cim": ("assistant.commands.cim", "the simulated NVCIM accelerator (cim reproduce)"),
     "doctor": ("assistant.commands.doctor", "check this device, models, index and server"),
+    "calibrate": ("assistant.commands.calibrate", "measure each strategy on this device for the router"),
+    "bench": ("assistant.commands.bench", "benchmarks on this device (bench study: the trade-off study)"),
 }
 
 

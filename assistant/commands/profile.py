@@ -11,6 +11,7 @@ from assistant.models.catalog import catalog_entries
 from assistant.models.gguf_info import read_gguf_info
 from assistant.models.memory import estimate_memory
 from assistant.profiles import DeviceProfile, list_profiles, resolve_profile
+from assistant.router.calibration import CalibrationTable
 from assistant.settings import Settings
 
 
@@ -35,6 +36,8 @@ def describe(settings: Settings, profile: DeviceProfile) -> dict:
     data = {k: v for k, v in profile.__dict__.items()}
     data["threads_here"] = profile.effective_threads()
     data["models"] = model_fit(settings, profile)
+    table = CalibrationTable.load(settings)
+    data["calibration"] = table.as_dict() if table else None
     return data
 
 
@@ -70,6 +73,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         else:
             verdict = "fits" if row["fits"] else "too large"
             print(f"  {row['model']:<24} ~{row['needs_mb']} MB at context {row['n_ctx']}: {verdict}")
+    table = CalibrationTable.load(settings)
+    if table is None:
+        print("calibration  none yet (assistant calibrate, or personalize): the router uses its defaults")
+    else:
+        from assistant.commands.calibrate import print_table
+
+        print(f"calibration  {table.model} on {table.profile}, cells with n >= {table.min_samples} "
+              "override the defaults")
+        print_table(table.rows())
     return 0
 
 

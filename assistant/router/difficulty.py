@@ -31,7 +31,7 @@ _HARD = re.compile(
 _EASY = re.compile(
     r"\b(categor(y|ies|ise|ize)|classify|label|tag|folder|which (kind|type|topic)|what (kind|type|topic)|"
     r"prefer(ence|red|s)?|like best|style|tone|rewrite|phrase|reword|in my words|"
-    r"yes or no|is it a)\b", re.I)
+    r"yes or no|is it a|which note|which of my notes)\b", re.I)
 _QUESTION_WORD = re.compile(r"^\s*(what|when|where|who|whom|which|how|why|is|are|do|does|did|can|could)\b", re.I)
 _CONTINUATION = re.compile(r"^\s*(and|also|what about|how about|then|so)\b", re.I)
 _WORD = re.compile(r"\w+")

@@ -1,0 +1,96 @@
+"""``run_calibration``: every strategy on this device, on probes built from the person's
+notes, through the real serving path (``Assistant.prepare`` + ``stream``); the measured
+accuracy and latency per (difficulty, strategy, model) become the router's calibration
+table. ``personalize`` calls it at its end; ``assistant calibrate`` runs it alone."""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from typing import Callable, Optional, Sequence
+
+from assistant.errors import AssistantError
+from assistant.learn.data import read_chunks
+from assistant.models.chat_format import ChatMessage
+from assistant.models.generation import SamplingParams, TextPiece
+from assistant.profiles import DeviceProfile
+from assistant.router.calibration import CalibrationTable, Cell
+from assistant.settings import Settings
+from assistant.study.probes import Probe, build_probes, score
+
+log = logging.getLogger(__name__)
+
+PROBES_PER_LEVEL = 4
+ANSWER_TOKENS = {"general": 24, "easy": 24, "moderate": 32, "hard": 96}
+NO_CHAT_STRATEGIES = ("base", "rag")  # what a model other than the served one is measured with
+
+
+def open_assistant(settings: Settings, profile: DeviceProfile):
+    """A real Assistant on ``profile`` with the active adapter attached."""
+    from assistant.models.pool import ModelPool
+    from assistant.orchestrator import Assistant
+
+    pool = ModelPool(settings, profile)
+    assistant = Assistant(settings, profile, pool)
+    assistant.attach_active_adapter(pool.get())
+    return assistant
+
+
+def answer(assistant, probe: Probe, strategy: str, model: Optional[str] = None) -> tuple[str, float]:
+    """The answer text and the wall time of prepare + generate (retrieval included)."""
+    from assistant.orchestrator import AskRequest
+
+    started = time.perf_counter()
+    request = AskRequest(messages=[ChatMessage("user", probe.question)], strategy=strategy, model=model,
+                         sampling=SamplingParams(max_tokens=ANSWER_TOKENS[probe.level], temperature=0.0, seed=0))
+    prepared = assistant.prepare(request)
+    text = "".join(e.text for e in assistant.stream(prepared) if isinstance(e, TextPiece))
+    return text, time.perf_counter() - started
+
+
+def feasible_strategies(assistant) -> list[str]:
+    """The strategies this device can run now (index? adapter?)."""
+    resources = assistant.resources(assistant.pool.get())
+    strategies = ["base"] + (["rag"] if resources.has_index else [])
+    if resources.adapter_name:
+        strategies += ["adapter"] + (["rag+adapter"] if resources.has_index else [])
+    return strategies
+
+
+def run_calibration(settings: Settings, profile: DeviceProfile, probes_per_level: int = PROBES_PER_LEVEL,
+                    extra_models: Sequence[str] = (), on_progress: Optional[Callable[[dict], None]] = None,
+                    save: bool = True, assistant=None) -> CalibrationTable:
+    """Measure every feasible strategy (and ``base``/``rag`` on each of ``extra_models``,
+    e.g. ``gemma3-270m``) on probes from the indexed notes; store and return the table.
+    Raises NoTrainingDataError when nothing is indexed."""
+    assistant = assistant or open_assistant(settings, profile)
+    probes = build_probes(read_chunks(settings), probes_per_level)
+    served = assistant.pool.default_name
+    runs = [(s, served) for s in feasible_strategies(assistant)]
+    runs += [(s, m) for m in extra_models if m != served for s in NO_CHAT_STRATEGIES
+             if s == "base" or assistant.resources(assistant.pool.get()).has_index]
+    results: dict[tuple[str, str, str], list[tuple[float, float]]] = defaultdict(list)
+    total, done = len(probes) * len(runs), 0
+    for probe in probes:
+        for strategy, model in runs:
+            try:
+                text, seconds = answer(assistant, probe, strategy, None if model == served else model)
+            except AssistantError as exc:  # e.g. the extra model does not fit: measured as absent
+                log.warning("calibration: %s on %s failed: %s", strategy, model, exc.message)
+                continue
+            results[(probe.level, strategy, model)].append((score(probe, text), seconds))
+            done += 1
+            if on_progress:
+                on_progress({"done": done, "total": total, "level": probe.level, "strategy": strategy,
+                             "model": model})
+    cells = [Cell(level, strategy, model, len(values), sum(v[0] for v in values) / len(values),
+                  sum(v[1] for v in values) / len(values))
+             for (level, strategy, model), values in results.items()]
+    adapter = assistant.pool.get().adapter
+    table = CalibrationTable(model=served, profile=profile.name, cells=cells,
+                             notes={"probes_per_level": probes_per_level, "probes": len(probes),
+                                    "adapter": adapter.name if adapter else None,
+                                    "levels": sorted({p.level for p in probes})})
+    if save:
+        table.save(settings)
+    return table
