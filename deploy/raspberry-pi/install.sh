@@ -637,7 +637,12 @@ summary() {
         echo "Done: $CHANGES change(s)."
     fi
     if ((UNINSTALL == 0 && DRY_RUN == 0)); then
-        echo "API: http://127.0.0.1:$PORT/v1   check: $VENV/bin/assistant doctor"
+        echo "API: http://127.0.0.1:$PORT/v1"
+        if ((NO_SERVICE)); then
+            echo "Check: $VENV/bin/assistant doctor --env-file $CONFIG_FILE"
+        else
+            echo "Check: sudo -u $SERVICE_USER $VENV/bin/assistant doctor --env-file $CONFIG_FILE"
+        fi
     fi
 }
 
