@@ -113,13 +113,17 @@ def check_swap(settings: Settings) -> CheckResult:
     return CheckResult("swap", OK, f"{total} MB, {used} MB in use", details)
 
 
+def parse_system_info(text: str) -> dict[str, bool]:
+    """``"CPU : NEON = 1 | DOTPROD = 1 | ..."`` -> ``{"NEON": True, "DOTPROD": True, ...}``."""
+    return {key: value == "1" for key, value in re.findall(r"([A-Z0-9_]+) = (\d)", text)}
+
+
 def llama_build_features() -> dict[str, bool]:
     """CPU features llama.cpp was compiled with, from ``llama_print_system_info``."""
     import llama_cpp
 
     text = llama_cpp.llama_print_system_info()
-    text = text.decode() if isinstance(text, bytes) else str(text)
-    return {key: value == "1" for key, value in re.findall(r"([A-Z0-9_]+) = (\d)", text)}
+    return parse_system_info(text.decode() if isinstance(text, bytes) else str(text))
 
 
 def compare_build(cpu_flags: set[str], is_arm: bool, build: dict[str, bool]) -> tuple[str, str]:
