@@ -47,6 +47,18 @@ def write_gguf(path: Path, arch: str = "llama", blocks: int = 2, embd: int = 64,
     return path
 
 
+def index_notes(home: Path, notes_dir: Path, files: dict[str, str]) -> Path:
+    """Write ``files`` (name -> text) into ``notes_dir`` and index them into ``home`` with
+    the real knowledge pipeline."""
+    from assistant.knowledge.indexer import Indexer
+    from assistant.settings import Settings
+
+    for name, text in files.items():
+        (notes_dir / name).write_text(text)
+    Indexer(Settings(home=home), progress=False).run([str(notes_dir)])
+    return notes_dir
+
+
 class ServerProcess:
     """``assistant serve`` in a subprocess on a free port, with its own ASSISTANT_HOME."""
 

@@ -7,9 +7,8 @@ import math
 import openai
 import pytest
 
-from assistant.settings import Settings
 from tests.conftest import API_KEY
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, index_notes
 
 NOTES = {
     "dentist.md": "# Dentist\n\nMy dentist is Dr. Raman at the Lindenhof clinic.\n",
@@ -20,13 +19,8 @@ NOTES = {
 
 @pytest.fixture(scope="module")
 def rag_server(tmp_path_factory):
-    from assistant.knowledge.indexer import Indexer
-
     home = tmp_path_factory.mktemp("rag-home")
-    notes = tmp_path_factory.mktemp("rag-notes")
-    for name, text in NOTES.items():
-        (notes / name).write_text(text)
-    Indexer(Settings(home=home), progress=False).run([str(notes)])
+    notes = index_notes(home, tmp_path_factory.mktemp("rag-notes"), NOTES)
     server = ServerProcess(home, "--n-ctx", "1024", "--profile", "raspberry-pi-4-4gb")
     try:
         server.wait_ready()

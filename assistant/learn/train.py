@@ -26,7 +26,7 @@ class TrainConfig:
     max_tokens: int = 128  # per example: short sequences keep a step affordable on 2 cores
     evaluations: int = 8  # spread over the budget
     patience: int = 3  # evaluations without improvement before stopping
-    max_validation_examples: int = 24
+    max_validation_examples: int = 16
     dropout: float = 0.05
     seed: int = 0
 
@@ -131,7 +131,7 @@ def train_lora(model, tokenizer, dataset: Dataset, config: TrainConfig,
     history = [{"seconds": eval_cost, "step": 0, "train_loss": None, "val_loss": initial}]
     interval = config.budget_s / max(config.evaluations, 1)
     step, tokens, stale, stopped, step_cost = 0, 0, 0, "budget", None
-    next_eval = start + interval
+    next_eval = time.perf_counter() + interval
     order: list[int] = []
     recent_losses: list[float] = []
     last_eval_step = 0
@@ -160,7 +160,7 @@ def train_lora(model, tokenizer, dataset: Dataset, config: TrainConfig,
                 if step > last_eval_step and now - start + eval_cost <= config.budget_s:
                     validate(now)
                 break
-            if now >= next_eval:
+            if now >= next_eval and step > last_eval_step:
                 validate(now)
                 if stale >= config.patience:
                     stopped = "early_stop"
@@ -180,12 +180,12 @@ def train_lora(model, tokenizer, dataset: Dataset, config: TrainConfig,
             optimizer.zero_grad(set_to_none=True)
             step += 1
             tokens += int(mask.sum())
-            recent_losses.append(float(loss))
+            recent_losses.append(loss.item())
             cost = time.perf_counter() - step_start
             step_cost = cost if step_cost is None else 0.7 * step_cost + 0.3 * cost
             if on_progress:
                 elapsed = time.perf_counter() - start
-                on_progress({"kind": "step", "seconds": elapsed, "step": step, "train_loss": float(loss),
+                on_progress({"kind": "step", "seconds": elapsed, "step": step, "train_loss": recent_losses[-1],
                              "best": best, "budget_s": config.budget_s, "tokens_per_s": tokens / elapsed})
     except KeyboardInterrupt:
         stopped = "interrupted"

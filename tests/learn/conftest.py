@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.settings import Settings
+from tests.helpers import index_notes
 
 NOTES = {
     "bike.md": "# My bike\n\n## Parking\nI park the blue bike in the basement rack number 14 at work.\n\n"
@@ -24,15 +25,9 @@ NOTES = {
 @pytest.fixture(scope="package")
 def learn_home(tmp_path_factory):
     """ASSISTANT_HOME with the notes above indexed by the real knowledge pipeline."""
-    from assistant.knowledge.indexer import Indexer
-
     home = tmp_path_factory.mktemp("learn-home")
-    notes = tmp_path_factory.mktemp("notes")
-    for name, text in NOTES.items():
-        (notes / name).write_text(text)
-    settings = Settings(home=home)
-    Indexer(settings, progress=False).run([str(notes)])
-    return settings
+    index_notes(home, tmp_path_factory.mktemp("notes"), NOTES)
+    return Settings(home=home)
 
 
 @pytest.fixture(scope="package")
