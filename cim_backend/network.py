@@ -153,9 +153,24 @@ def repeat_for_chips(x: torch.Tensor, chips: int) -> torch.Tensor:
     return x.repeat(chips, *([1] * (x.dim() - 1)))
 
 
+# Samples (chips x inputs) per vectorised forward: small enough for activations to stay in
+# cache, large enough to amortise per-call overhead (measured on LeNet/digits, 1 thread:
+# 200 chips x 24 inputs runs ~1.8x faster than 200 x 360).
+CHIP_BATCH_SAMPLES = 4096
+
+
+def _auto_batch(chips: int, n: int, batch_size: int | None) -> int:
+    return batch_size or max(1, min(n, CHIP_BATCH_SAMPLES // max(chips, 1)))
+
+
 @torch.no_grad()
-def chip_logits(model: nn.Module, x: torch.Tensor, chips: int, batch_size: int = 512) -> torch.Tensor:
-    """Logits ``(chips, N, classes)`` of every chip on inputs ``x`` (fresh read noise per batch)."""
+def chip_logits(model: nn.Module, x: torch.Tensor, chips: int, batch_size: int | None = None) -> torch.Tensor:
+    """Logits ``(chips, N, classes)`` of every chip on inputs ``x`` (fresh read noise per batch).
+
+    ``batch_size`` inputs (default: about ``CHIP_BATCH_SAMPLES / chips``) go through all chips
+    in one forward.
+    """
+    batch_size = _auto_batch(chips, x.shape[0], batch_size)
     outs = []
     for start in range(0, x.shape[0], batch_size):
         xb = x[start : start + batch_size]
@@ -165,7 +180,7 @@ def chip_logits(model: nn.Module, x: torch.Tensor, chips: int, batch_size: int =
 
 
 @torch.no_grad()
-def evaluate_chips(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chips: int, batch_size: int = 512) -> torch.Tensor:
+def evaluate_chips(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chips: int, batch_size: int | None = None) -> torch.Tensor:
     """Accuracy of each programmed chip, shape ``(chips,)``."""
     model.eval()
     logits = chip_logits(model, x, chips, batch_size)

@@ -55,7 +55,7 @@ def bench_cim(model, split, chips: int, read_noise: bool) -> tuple[float, float]
     calibrate_input_ranges(cim, split.x_train)
     start = time.perf_counter()
     program_model(cim, range(chips), seed=1)
-    acc = evaluate_chips(cim, split.x_test, split.y_test, chips, batch_size=360)
+    acc = evaluate_chips(cim, split.x_test, split.y_test, chips)
     return time.perf_counter() - start, float(acc.mean())
 
 
