@@ -80,6 +80,10 @@ class KnowledgeBase:
             return []
         return self._encoder().encode(texts).tolist()
 
+    def count_embedding_tokens(self, texts: list[str]) -> int:
+        """Encoder tokens in ``texts``, for the ``usage`` field of ``/v1/embeddings``."""
+        return self._encoder().count_tokens(texts)
+
     def _encoder(self):
         if self._embedder is None:
             from assistant.knowledge.embedder import OnnxEmbedder

@@ -81,6 +81,11 @@ class OnnxEmbedder:
             out[batch] = self._encode_batch([texts[i] for i in batch])
         return out
 
+    def count_tokens(self, texts: list[str]) -> int:
+        """Tokens the encoder reads for ``texts`` (special tokens included, truncated at
+        the encoder's limit): the ``usage`` of an embeddings request."""
+        return sum(len(e.ids) for e in self._tokenizer.encode_batch(texts)) if texts else 0
+
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)
         width = max(len(e.ids) for e in encodings)

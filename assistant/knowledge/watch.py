@@ -29,6 +29,7 @@ class _Changes:
         self.wake = threading.Event()
 
     def add(self, root: Path) -> None:
+        """Note a change under ``root`` and wake the loop."""
         self.roots.add(root)
         self.last_event = time.monotonic()
         self.wake.set()

@@ -16,9 +16,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def encoder_home(tmp_path_factory) -> Path:
-    """A home whose encoder was exported once (the export runs in a subprocess)."""
-    home = tmp_path_factory.mktemp("encoder-home")
+def encoder_home(request, tmp_path_factory) -> Path:
+    """A home whose encoder was exported (in a subprocess) once, and kept in pytest's
+    cache between sessions; ``ensure_onnx`` re-exports it if the model files changed."""
+    cache = getattr(request.config, "cache", None)
+    home = cache.mkdir("knowledge-encoder-home") if cache is not None else tmp_path_factory.mktemp("encoder-home")
     ensure_onnx(Settings(home=home), ENCODERS[DEFAULT_ENCODER])
     return home
 

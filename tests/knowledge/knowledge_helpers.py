@@ -4,7 +4,6 @@ line per input line, one page per list) so fixtures need no PDF writer."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS, artifact_dir
@@ -12,16 +11,13 @@ from assistant.settings import Settings
 
 
 def install_encoder(encoder_home: Path, home: Path) -> None:
-    """Give ``home`` the exported encoder (hard links: no 90 MB copy per test)."""
+    """Give ``home`` the exported encoder: a symlink to the shared export (no 90 MB copy
+    per test; nothing writes there once the export matches)."""
     spec = ENCODERS[DEFAULT_ENCODER]
     source = artifact_dir(Settings(home=encoder_home), spec)
     target = artifact_dir(Settings(home=home), spec)
-    target.mkdir(parents=True, exist_ok=True)
-    for path in source.iterdir():
-        try:
-            os.link(path, target / path.name)
-        except OSError:
-            shutil.copy2(path, target / path.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(source, target, target_is_directory=True)
 
 
 def write(path: Path, text: str) -> Path:

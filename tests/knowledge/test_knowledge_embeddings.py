@@ -50,6 +50,7 @@ def test_embed_returns_unit_vectors_in_input_order(settings):
         assert kb.embedding_model_name == "all-MiniLM-L6-v2"
         vectors = np.array(kb.embed(["my dog Biscuit", "a beagle named Biscuit", "tax return deadline"]))
         assert kb.embed([]) == []
+        assert kb.count_embedding_tokens(["my dog Biscuit"]) == 6  # [CLS] my dog bis ##cuit [SEP]
     assert vectors.shape == (3, 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
