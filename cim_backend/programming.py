@@ -12,7 +12,7 @@ change little.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ class ProgrammedTensor:
     verified: torch.Tensor  # bool (chips or 1, *shape): weights whose devices were write-verified
     pulses: torch.Tensor  # (chips,) programming pulses, all devices
     verify_reads: torch.Tensor  # (chips,) verify reads, all devices
+    _effective: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def chips(self) -> int:
@@ -45,8 +46,10 @@ class ProgrammedTensor:
         return self.g.shape[0]
 
     def effective(self) -> torch.Tensor:
-        """Effective weights ``(chips, *shape)`` without read noise."""
-        return from_conductances(self.g, self.targets, self.config)
+        """Effective weights ``(chips, *shape)`` without read noise (cached: ``g`` never changes)."""
+        if self._effective is None:
+            self._effective = from_conductances(self.g, self.targets, self.config)
+        return self._effective
 
     def read_noise_std(self) -> torch.Tensor:
         """Per-weight std ``(chips or 1, 1...)`` added by one read of every device."""
