@@ -35,6 +35,7 @@ class KnowledgeBase:
         self._vectors: Optional[VectorIndex] = None
         self._generation: Optional[str] = None
         self._embedder = None
+        self._encoder_lock = threading.Lock()
 
     @classmethod
     def open(cls, settings: Settings, encoder: str = DEFAULT_ENCODER,
@@ -80,16 +81,22 @@ class KnowledgeBase:
             return []
         return self._encoder().encode(texts).tolist()
 
+    def warm_up(self) -> None:
+        """Load the encoder now (exporting it in a subprocess if this home has none yet),
+        so the first request does not pay for it."""
+        self._encoder()
+
     def count_embedding_tokens(self, texts: list[str]) -> int:
         """Encoder tokens in ``texts``, for the ``usage`` field of ``/v1/embeddings``."""
         return self._encoder().count_tokens(texts)
 
     def _encoder(self):
-        if self._embedder is None:
-            from assistant.knowledge.embedder import OnnxEmbedder
+        with self._encoder_lock:  # two first requests at once must not load it twice
+            if self._embedder is None:
+                from assistant.knowledge.embedder import OnnxEmbedder
 
-            self._embedder = OnnxEmbedder.for_settings(self.settings, self.spec.name, self.n_threads)
-        return self._embedder
+                self._embedder = OnnxEmbedder.for_settings(self.settings, self.spec.name, self.n_threads)
+            return self._embedder
 
     def search(self, query: str, k: int) -> list[Passage]:
         """The ``k`` best passages for ``query``: vector and BM25 rankings fused by RRF."""
