@@ -89,7 +89,7 @@ def answer_metrics(kb: KnowledgeBase, questions: list[dict], settings: Settings,
 def main(argv: list[str] | None = None) -> int:
     """Index the eval notes in a temporary home, then measure."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a fifth of the questions (for tests)")
+    parser.add_argument("--quick", action="store_true", help="a fifth of the questions, 4 answers (for tests)")
     parser.add_argument("--profile", default="laptop-8gb", help="device profile for k and passage tokens")
     parser.add_argument("--home", type=Path, help="ASSISTANT_HOME to use (default: a temporary folder)")
     parser.add_argument("--no-answers", action="store_true", help="skip the model answers")
@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         result = {"profile": profile.name, "quick": args.quick, "chunks": report.chunks_total,
                   "retrieval": retrieval_metrics(kb, load_questions(args.quick), 4)}
         if not args.no_answers:
-            result["answers"] = answer_metrics(kb, load_questions(args.quick), settings, profile)
+            questions = load_questions(args.quick)
+            result["answers"] = answer_metrics(kb, questions[:4] if args.quick else questions, settings, profile)
         kb.close()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
