@@ -19,15 +19,22 @@ from assistant.knowledge.vectors import VectorIndex, generation_path, remove_sta
 def load_vectors(store: Store, layout: IndexLayout, dim: int) -> VectorIndex:
     """The committed generation's vector file; rebuilt from the vectors kept in SQLite if
     the file is missing or unreadable (deleted by hand, disk trouble)."""
+    return load_or_rebuild_vectors(store, layout, dim)[0]
+
+
+def load_or_rebuild_vectors(store: Store, layout: IndexLayout, dim: int) -> tuple[VectorIndex, bool]:
+    """(vectors, whether they had to be rebuilt from SQLite)."""
     name = store.get_meta("vector_file")
     live = store.chunk_count()
     if name:
         try:
-            return VectorIndex.load(layout.vectors / name, dim, live)
+            return VectorIndex.load(layout.vectors / name, dim, live), False
         except (OSError, RuntimeError):
             pass
     ids, vectors = store.all_vectors()
-    return VectorIndex.build(dim, ids, vectors) if len(ids) else VectorIndex(dim)
+    if not len(ids):
+        return VectorIndex(dim), False
+    return VectorIndex.build(dim, ids, vectors), True
 
 
 class IndexWriter:
@@ -39,13 +46,13 @@ class IndexWriter:
         try:
             self.store = Store(layout.database)
             self.rechunk_all = self._check_meta(encoder_name, dim, chunker)
-            self.vectors = load_vectors(self.store, layout, dim)
+            self.vectors, rebuilt = load_or_rebuild_vectors(self.store, layout, dim)
         except BaseException:
             self._lock.release()
             raise
         self.generation = int(self.store.get_meta("generation") or 0)
         self._open = False
-        self._dirty = False
+        self._dirty = rebuilt  # a lost vector file is written again by the next commit
 
     def _check_meta(self, encoder_name: str, dim: int, chunker: ChunkerConfig) -> bool:
         """Record the encoder and chunker on a new index; on an existing one, refuse another

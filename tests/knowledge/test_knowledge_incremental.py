@@ -55,3 +55,17 @@ def test_changed_touched_and_deleted_files(notes, settings):
     with KnowledgeBase.open(settings) as kb:
         assert all(p.path != str(car) for p in kb.search("blue Honda Fit car", 10))
         assert kb._store.lexical_search("Honda", 10) == []  # gone from FTS5 too
+
+
+def test_a_lost_vector_file_is_rebuilt_from_sqlite_and_saved_again(notes, settings):
+    write(notes / "keys.md", "# Keys\nThe spare key is under the blue flower pot.\n")
+    Indexer(settings).run([notes])
+    vector_files = list((settings.home / "knowledge" / "vectors").glob("*.hnsw"))
+    assert len(vector_files) == 1
+    vector_files[0].unlink()
+    with KnowledgeBase.open(settings) as kb:  # readers rebuild in memory
+        assert kb.search("where is the spare key", 1)[0].path == str(notes / "keys.md")
+    report = Indexer(settings).run([notes])  # nothing changed, but the file comes back
+    assert report.embedded == 0
+    assert len(list((settings.home / "knowledge" / "vectors").glob("*.hnsw"))) == 1
+    index_state(settings)
