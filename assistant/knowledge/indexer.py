@@ -124,30 +124,33 @@ class Indexer:
         self._process(writer, todo, report)
 
     def _process(self, writer: IndexWriter, todo: list, report: IndexReport) -> None:
+        """Prepare files one by one, embed them in batches; the bar advances as files are
+        written (embedding is the slow part), with chunks/s and tqdm's ETA."""
         from tqdm import tqdm
 
         started = last_commit = time.monotonic()
         pending: list[_Prepared] = []
-        with tqdm(total=len(todo), unit="file", disable=not self.progress or not todo,
-                  desc="personalize", dynamic_ncols=True) as bar:
+        with tqdm(total=len(todo), unit="file", disable=not self.progress or not todo, desc="personalize") as bar:
+            def flush() -> None:
+                self._flush(writer, pending, report)
+                bar.update(len(pending))
+                pending.clear()
+                elapsed = time.monotonic() - started
+                bar.set_postfix_str(f"{report.embedded} chunks, {report.embedded / max(elapsed, 1e-9):.0f} chunks/s")
+
             for entry, row in todo:
                 prepared = self._prepare(writer, entry, row, report)
-                if prepared is not None:
-                    pending.append(prepared)
+                if prepared is None:
+                    bar.update(1)
+                    continue
+                pending.append(prepared)
                 if sum(len(p.chunks) for p in pending) >= EMBED_BATCH_CHUNKS:
-                    self._flush(writer, pending, report)
-                    pending = []
+                    flush()
                 if time.monotonic() - last_commit >= self.checkpoint_s:
-                    self._flush(writer, pending, report)
-                    pending = []
+                    flush()
                     writer.commit(self.chunker)
                     last_commit = time.monotonic()
-                bar.update(1)
-                elapsed = time.monotonic() - started
-                bar.set_postfix(chunks=report.embedded,
-                                chunks_per_s=f"{report.embedded / elapsed:.0f}" if elapsed > 0 else "-",
-                                refresh=False)
-            self._flush(writer, pending, report)
+            flush()
 
     def _prepare(self, writer: IndexWriter, entry: ScanEntry, row: Optional[DocumentRow],
                  report: IndexReport) -> Optional[_Prepared]:
