@@ -29,7 +29,7 @@ _HARD = re.compile(
     r"versus|vs\.?|pros and cons|across|everything|all (of )?my|list (all|every)|in total|altogether|"
     r"timeline|recap|both)\b", re.I)
 _EASY = re.compile(
-    r"\b(categor(y|ies|ise|ize)|classify|label|tag|folder|which (kind|type|topic)|what (kind|type|topic)|"
+    r"\b(categor(y|ies|ise|ize)|classify|label|folder|which (kind|type|topic)|what (kind|type|topic)|"
     r"prefer(ence|red|s)?|like best|style|tone|rewrite|phrase|reword|in my words|"
     r"yes or no|is it a|which note|which of my notes)\b", re.I)
 _QUESTION_WORD = re.compile(r"^\s*(what|when|where|who|whom|which|how|why|is|are|do|does|did|can|could)\b", re.I)

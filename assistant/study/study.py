@@ -55,8 +55,9 @@ class StudyGrid:
 
     @classmethod
     def quick(cls) -> "StudyGrid":
-        """A tiny subset for tests: one model, both compressions, full data, a short budget."""
-        return cls(data_pcts=(100,), models=("smollm2-135m-instruct",), budgets={"short": 6.0},
+        """A tiny subset for tests: one model as shipped, full data, one short budget."""
+        return cls(data_pcts=(100,), models=("smollm2-135m-instruct",), compressions=("shipped",),
+                   budgets={"short": 6.0},
                    probes_per_level=2, max_tokens=48)
 
     def describe(self) -> str:

@@ -1,0 +1,74 @@
+"""Calibration on the device, ``assistant bench study --quick`` and the router benchmark's
+``--quick`` mode, on the package's real index and adapter."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+from assistant.commands import bench, profile
+from assistant.profiles import load_profile
+from assistant.router.calibration import CalibrationTable
+from assistant.study.calibrate import run_calibration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_run_calibration_measures_every_strategy_and_profile_shows_it(laptop, router_home, capsys):
+    table = run_calibration(router_home, load_profile("laptop-16gb"), probes_per_level=1, assistant=laptop)
+    try:
+        cells = {(c.difficulty, c.strategy) for c in table.cells}
+        assert cells == {(level, strategy) for level in ("general", "easy", "moderate", "hard")
+                         for strategy in ("base", "rag", "adapter", "rag+adapter")}
+        assert all(c.n == 1 and 0.0 <= c.accuracy <= 1.0 and c.mean_latency_s > 0 for c in table.cells)
+        stored = CalibrationTable.load(router_home)
+        assert stored is not None and stored.model == "smollm2-135m-instruct" and stored.version == 1
+        assert len(stored.cells) == 16 and stored.notes["adapter"]
+        assert profile.main(["--home", str(router_home.home), "--profile", "laptop-16gb"]) == 0
+        shown = capsys.readouterr().out
+        assert "calibration  smollm2-135m-instruct on laptop-16gb" in shown and "rag+adapter" in shown
+    finally:
+        CalibrationTable.path_for(router_home).unlink(missing_ok=True)
+
+
+def test_bench_study_quick_writes_csv_table_and_plots(router_home, capsys):
+    active_before = (router_home.home / "adapters" / "active.json").read_text()
+    assert bench.main(["study", "--quick", "--home", str(router_home.home), "--profile", "laptop-16gb"]) == 0
+    reports = router_home.home / "reports"
+    with (reports / "study.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["method"] for r in rows} == {"none", "rag", "adapter", "rag+adapter"}
+    assert {r["difficulty"] for r in rows} == {"easy", "moderate", "hard"}
+    assert all(r["status"] == "ok" and int(r["n"]) > 0 for r in rows)
+    assert any(float(r["train_s"]) > 0 for r in rows if r["method"] == "adapter")
+    table = (reports / "study.md").read_text()
+    assert "## Findings" in table and "| smollm2-135m-instruct | shipped |" in table
+    for name in ("study_method_by_difficulty", "study_data_compression", "study_budget"):
+        assert (reports / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "difficulty moderate: best method" in capsys.readouterr().out
+    # The study's adapters stay out of the person's registry.
+    assert (router_home.home / "adapters" / "active.json").read_text() == active_before
+    assert not (reports / "study-work" / "adapters").exists()
+
+
+def test_router_benchmark_quick(router_home, tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_router", ROOT / "benchmarks" / "router" / "bench_router.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("\n".join(json.dumps(q) for q in [
+        {"level": "general", "question": "What is the capital of France?", "expected": ["Paris"]},
+        {"level": "easy", "question": 'Which of my notes has the section "Compost"?', "expected": ["garden"]},
+        {"level": "moderate", "question": "What is the asset tag of my work laptop?", "expected": ["NW-10422"]},
+        {"level": "hard", "question": "Summarize my notes on my job.", "keywords": ["northwind", "carla", "aurora"]},
+    ]))
+    out = tmp_path / "result.json"
+    assert module.main(["--quick", "--home", str(router_home.home), "--questions", str(questions),
+                        "--calibrate-probes", "0", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    for level in ("general", "easy", "moderate", "hard"):
+        for strategy in ("base", "rag", "adapter", "rag+adapter", "auto"):
+            assert result["cells"][f"{level}|{strategy}"]["n"] == 1
+    assert result["auto_chose"]["general"] == {"base/general": 1}
+    assert result["auto_chose"]["moderate"] == {"rag/moderate": 1}
