@@ -46,6 +46,9 @@ _M001_INITIAL = """
         );
 """
 
+# the FTS5 tokenizer; the query side (store.QueryStemmer) must use the same one
+FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
+
 _M002_FTS = """
         CREATE VIRTUAL TABLE chunks_fts USING fts5(
             title, heading, text, tokenize = 'porter unicode61 remove_diacritics 2'
@@ -61,9 +64,17 @@ _M002_FTS = """
 """
 
 
+# per-term document counts, to leave out query words too common to rank by (and slow:
+# an OR query costs one BM25 score per matching chunk)
+_M003_FTS_VOCAB = """
+        CREATE VIRTUAL TABLE chunks_fts_vocab USING fts5vocab(chunks_fts, 'row');
+"""
+
+
 MIGRATIONS: list[Migration] = [
     ("001_initial", _M001_INITIAL),
     ("002_fts", _M002_FTS),
+    ("003_fts_vocab", _M003_FTS_VOCAB),
 ]
 
 

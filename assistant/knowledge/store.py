@@ -18,7 +18,7 @@ import numpy as np
 
 from assistant.knowledge.chunker import Chunk
 from assistant.knowledge.errors import KnowledgeError
-from assistant.knowledge.migrations import MIGRATIONS, migrate
+from assistant.knowledge.migrations import FTS_TOKENIZER, MIGRATIONS, migrate
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ class Store:
         # server calls from a thread pool (callers serialise with a lock)
         self.db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
         self.db.execute("PRAGMA foreign_keys = ON")
+        self._stemmer = QueryStemmer()
         if writable:
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
@@ -204,16 +205,30 @@ class Store:
         return ids, vectors
 
     def lexical_search(self, query: str, limit: int) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score; higher is better) for the query's words, best first."""
-        expression = fts_query(query)
-        if not expression:
+        """(chunk id, BM25 score; higher is better) for the query's words, best first.
+        Words found in more than ``MAX_TERM_CHUNKS`` chunks are left out (they barely
+        change the ranking and each match costs a score); if every word is that common,
+        the rarest one alone is used."""
+        words = query_words(query)
+        if not words:
+            return []
+        terms = self._stemmer.terms(words)
+        counts = dict(self.db.execute(
+            f"SELECT term, doc FROM chunks_fts_vocab WHERE term IN ({','.join('?' * len(set(terms.values())))})",
+            list(set(terms.values())))) if terms else {}
+        present = [w for w in words if counts.get(terms.get(w), 0) > 0]
+        kept = [w for w in present if counts[terms[w]] <= MAX_TERM_CHUNKS]
+        if not kept and present:
+            kept = [min(present, key=lambda w: counts[terms[w]])]
+        if not kept:
             return []
         rows = self.db.execute(
             "SELECT rowid, bm25(chunks_fts, 1.0, 2.0, 1.0) AS score FROM chunks_fts WHERE chunks_fts MATCH ? "
-            "ORDER BY score LIMIT ?", (expression, limit)).fetchall()
+            "ORDER BY score LIMIT ?", (fts_expression(kept), limit)).fetchall()
         return [(int(row[0]), -float(row[1])) for row in rows]  # FTS5's bm25 is lower-is-better
 
 
+MAX_TERM_CHUNKS = 5000
 _STOPWORDS = frozenset(
     "a an and are as at be by did do does for from had has have how i in is it its me my of on or our so "
     "than that the their them then there these they this to was we were what when where which who whom why "
@@ -221,11 +236,43 @@ _STOPWORDS = frozenset(
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def fts_query(query: str) -> str:
-    """An FTS5 expression matching any of the query's content words. Each word is quoted
-    so user text can never be read as FTS5 syntax (``NOT``, ``:``, ``*``)."""
+def query_words(query: str) -> list[str]:
+    """The query's distinct content words (all its words if it has only stopwords)."""
     words = [w for w in _WORD.findall(query.lower()) if w not in _STOPWORDS]
     if not words:  # a query of only stopwords still deserves an answer
         words = _WORD.findall(query.lower())
-    unique = list(dict.fromkeys(words))[:32]
-    return " OR ".join(f'"{w}"' for w in unique)
+    return list(dict.fromkeys(words))[:32]
+
+
+def fts_expression(words: list[str]) -> str:
+    """An FTS5 expression matching any of ``words``. Each is quoted so user text can never
+    be read as FTS5 syntax (``NOT``, ``:``, ``*``)."""
+    return " OR ".join(f'"{w}"' for w in words)
+
+
+def fts_query(query: str) -> str:
+    """The FTS5 expression for a query's content words (before frequency pruning)."""
+    return fts_expression(query_words(query))
+
+
+class QueryStemmer:
+    """Stems query words with the index's own FTS5 tokenizer (an in-memory FTS5 table
+    and its vocabulary), so they can be looked up in ``chunks_fts_vocab``."""
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect(":memory:", check_same_thread=False)
+        self._db.executescript(f"""
+            CREATE VIRTUAL TABLE words USING fts5(word, tokenize = '{FTS_TOKENIZER}');
+            CREATE VIRTUAL TABLE word_terms USING fts5vocab(words, 'instance');
+        """)
+
+    def terms(self, words: list[str]) -> dict[str, str]:
+        """word -> its indexed term (the first token, for words the tokenizer splits)."""
+        with self._db:
+            self._db.execute("DELETE FROM words")
+            self._db.executemany("INSERT INTO words(rowid, word) VALUES (?, ?)", list(enumerate(words)))
+            rows = self._db.execute("SELECT doc, term FROM word_terms ORDER BY doc, offset").fetchall()
+        terms: dict[str, str] = {}
+        for doc, term in rows:
+            terms.setdefault(words[doc], term)
+        return terms

@@ -85,12 +85,13 @@ class VectorIndex:
             return False
         return True
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """(chunk id, cosine similarity) of up to ``k`` nearest live vectors, best first."""
+    def search(self, vector: np.ndarray, k: int, ef: Optional[int] = None) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity) of up to ``k`` nearest live vectors, best first;
+        ``ef`` (candidate list size) trades speed for recall."""
         k = min(k, self._live)
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         while k > 0:
-            self._index.set_ef(max(HNSW_EF_SEARCH, k))
+            self._index.set_ef(max(ef or HNSW_EF_SEARCH, k))
             try:
                 labels, distances = self._index.knn_query(query, k=k)
             except RuntimeError:  # fewer reachable live vectors than k (many deletions)

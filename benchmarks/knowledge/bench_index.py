@@ -35,6 +35,7 @@ from assistant.knowledge.embedder import OnnxEmbedder  # noqa: E402
 from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS  # noqa: E402
 from assistant.knowledge.indexer import Indexer  # noqa: E402
 from assistant.knowledge.layout import IndexLayout  # noqa: E402
+from assistant.knowledge.vectors import HNSW_EF_SEARCH  # noqa: E402
 from assistant.knowledge.writer import IndexWriter  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 
@@ -121,15 +122,22 @@ def latency_and_recall(settings: Settings, vectors: np.ndarray, queries: list[st
         kb.search(query, 4)
         times.append((time.perf_counter() - started) * 1000)
     query_vectors = np.asarray(kb.embed(queries), dtype=np.float32)
-    ids_sorted = np.arange(1, len(vectors) + 1)  # chunk ids are assigned 1..n in insertion order
-    exact = np.argsort(-(query_vectors @ vectors.T), axis=1)[:, :k]
-    found = 0
-    for row, query_vector in enumerate(query_vectors):
-        approx = {label for label, _ in kb._vectors.search(query_vector, k)}
-        found += len(approx & set(ids_sorted[exact[row]].tolist()))
+    exact = np.argsort(-(query_vectors @ vectors.T), axis=1)[:, :k] + 1  # chunk ids are 1..n in insertion order
+    recall = {}
+    for ef in (64, 128, 256):
+        found = sum(len({label for label, _ in kb._vectors.search(q, k, ef)} & set(exact[row].tolist()))
+                    for row, q in enumerate(query_vectors))
+        recall[f"recall@10_ef{ef}"] = round(found / (k * len(queries)), 4)
+    lexical_ms = []
+    for query in queries:
+        started = time.perf_counter()
+        kb._store.lexical_search(query, 50)
+        lexical_ms.append((time.perf_counter() - started) * 1000)
     kb.close()
     return {"queries": len(queries), "p50_ms": round(float(np.percentile(times, 50)), 2),
-            "p95_ms": round(float(np.percentile(times, 95)), 2), "recall@10": round(found / (k * len(queries)), 4)}
+            "p95_ms": round(float(np.percentile(times, 95)), 2),
+            "bm25_p50_ms": round(float(np.percentile(lexical_ms, 50)), 2),
+            "recall@10": recall[f"recall@10_ef{HNSW_EF_SEARCH}"], **recall}
 
 
 RSS_PROBE = """
@@ -159,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for tests (< 60 s)")
     parser.add_argument("--sizes", default="1000,10000,100000", help="index sizes in chunks")
-    parser.add_argument("--files", type=int, default=300, help="notes for the throughput run")
+    parser.add_argument("--files", type=int, default=300, help="notes for the throughput run (0: skip)")
     parser.add_argument("--encoder-home", type=Path, help="a home whose exported encoder to reuse")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "knowledge_index.json")
     args = parser.parse_args(argv)
@@ -177,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         embedder = OnnxEmbedder.for_settings(Settings(home=encoder_home))
         for name in ["throughput", *map(str, sizes)]:
             _link_encoder(encoder_home, homes / name / "home")
-        result["throughput"] = throughput(homes / "throughput" / "home", files, rng, words)
+        if files:
+            result["throughput"] = throughput(homes / "throughput" / "home", files, rng, words)
         for size in sizes:
             settings = Settings(home=homes / str(size) / "home")
             started = time.perf_counter()
@@ -189,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({size: entry}), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result["throughput"]))
+    print(json.dumps(result.get("throughput")))
     return 0
 
 
