@@ -53,3 +53,17 @@ def test_hybrid_search_ranks_the_right_passage_and_validates_input(notes, settin
             kb.search("   ", 3)
         with pytest.raises(InvalidQueryError):
             kb.search("wifi", 0)
+
+
+def test_words_in_too_many_chunks_are_left_out_of_bm25(notes, settings, monkeypatch):
+    from assistant.knowledge import store
+
+    for i, topic in enumerate(["kayak trip", "tax forms", "garden beds", "choir practice"]):
+        write(notes / f"n{i}.md", f"# Note {i}\nThis weekly note is about the {topic}.\n")
+    Indexer(settings).run([notes])
+    monkeypatch.setattr(store, "MAX_TERM_CHUNKS", 2)  # "weekly" is in 4 chunks: too common
+    with KnowledgeBase.open(settings) as kb:
+        ranked = kb._store.lexical_search("weekly kayaking", 10)
+        assert [kb._store.chunks_by_id([cid])[cid].path for cid, _ in ranked] == [str(notes / "n0.md")]
+        assert len(kb._store.lexical_search("weekly", 10)) == 4  # only common words: the rarest is kept
+        assert kb._store.lexical_search("zeppelin", 10) == []
