@@ -40,7 +40,9 @@ def training_memory_mb(model: ResolvedModel, config: TrainConfig) -> float:
     params = model.info.parameter_count
     hidden = int(model.info.arch_value("embedding_length", 1024))
     layers = int(model.info.arch_value("block_count", 24))
-    vocab_logits = config.batch_size * config.max_tokens * 4 * 49152 * 3  # logits, softmax, grad
+    tokens = model.info.metadata.get("tokenizer.ggml.tokens")
+    vocab = int(model.info.arch_value("vocab_size", tokens["length"] if isinstance(tokens, dict) else 32000))
+    vocab_logits = config.batch_size * config.max_tokens * 4 * vocab * 3  # logits, softmax, grad
     activations = config.batch_size * config.max_tokens * hidden * layers * 24 * 4
     return (params * 4 + activations + vocab_logits) / 2**20 + 300
 

@@ -14,6 +14,7 @@ from assistant.learn.export import read_adapter_metadata
 from assistant.settings import Settings
 
 _VERSION = re.compile(r"-v(\d+)\.gguf$")
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class AdapterRegistry:
@@ -23,11 +24,13 @@ class AdapterRegistry:
         self.folder = settings.home / "adapters"
 
     def next_path(self, base_model: str) -> Path:
-        """``<base>-v<N>.gguf`` with N one past the highest version of that base."""
+        """``<base>-v<N>.gguf`` with N one past the highest version of that base. A base given
+        as a file path is named by its file stem."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        versions = [int(m.group(1)) for p in self.folder.glob(f"{base_model}-v*.gguf")
+        stem = _SAFE.sub("-", Path(base_model).name.removesuffix(".gguf")) or "model"
+        versions = [int(m.group(1)) for p in self.folder.glob(f"{stem}-v*.gguf")
                     if (m := _VERSION.search(p.name))]
-        return self.folder / f"{base_model}-v{max(versions, default=0) + 1}.gguf"
+        return self.folder / f"{stem}-v{max(versions, default=0) + 1}.gguf"
 
     def list(self) -> list[dict]:
         """Every adapter with its metadata; ``active`` marks the one in use."""
