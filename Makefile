@@ -8,7 +8,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXA
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
-.PHONY: run test install install-dev bench clean
+.PHONY: run test install install-dev bench-serving bench-adapters bench-cim cim-reproduce clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,22 @@ run: install
 
 test: install-dev
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (each prints its table; JSON goes to benchmarks/results/).
+bench-serving: install-dev
+	$(PY) benchmarks/bench_serving.py
+
+bench-adapters: install-dev
+	$(PY) benchmarks/bench_adapters.py
+
+# The peer for the CIM benchmark. --no-deps: its declared dependencies pull a CUDA torch.
+# 1.1.0: the last release with a wheel for this Python (1.2.0 is a source package that fails to build).
+bench-cim: install-dev
+	$(PIP) install -c constraints.txt --no-deps aihwkit==1.1.0
+	$(PY) benchmarks/cim/bench_chips_per_second.py --repeats 5
+
+cim-reproduce: install
+	$(PY) -m cim_backend.reproduce --out benchmarks/results/cim_reproduce
 
 clean:
 	rm -rf $(VENV) build *.egg-info
