@@ -124,7 +124,7 @@ def latency_and_recall(settings: Settings, vectors: np.ndarray, queries: list[st
     query_vectors = np.asarray(kb.embed(queries), dtype=np.float32)
     exact = np.argsort(-(query_vectors @ vectors.T), axis=1)[:, :k] + 1  # chunk ids are 1..n in insertion order
     recall = {}
-    for ef in (64, 128, 256):
+    for ef in sorted({64, 128, 256, 512, HNSW_EF_SEARCH}):
         found = sum(len({label for label, _ in kb._vectors.search(q, k, ef)} & set(exact[row].tolist()))
                     for row, q in enumerate(query_vectors))
         recall[f"recall@10_ef{ef}"] = round(found / (k * len(queries)), 4)
