@@ -3,10 +3,10 @@
 Tuned for small models (the 135M default) on ``benchmarks/knowledge`` (answer
 containment on 44 questions, greedy): few, short passages (the edge guidelines), each
 introduced by its marker and its note's name and heading, in the *system* message, with
-the user's turns left exactly as asked (0.77; the same passages inside the user turn
-before the question: 0.70). The best passage goes last, nearest the question, where a
-small model attends most (best first: 0.50-0.64); markers still number passages by
-rank, so ``[1]`` is always the best one.
+the user's turns left exactly as asked (0.75; the same passages inside the user turn
+before the question: 0.70, counted a little more loosely). The best passage goes last,
+nearest the question, where a small model attends most (best first: 0.50-0.64); markers
+still number passages by rank, so ``[1]`` is always the best one.
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -67,8 +68,17 @@ def answer(engine, kb: KnowledgeBase, question: str, profile) -> tuple[str, list
     return text.strip(), sources
 
 
+def contains_fact(text: str, expected: str) -> bool:
+    """Case-insensitive containment that does not let a number match inside a longer one
+    ("June 3" is not in "June 30") nor a word start inside another word; word
+    endings stay allowed ("Tuesday" in "Tuesdays", "September 12" in "September 12th")."""
+    start = r"(?<!\w)" if expected[:1].isalnum() else ""
+    end = r"(?!\d)" if expected[-1:].isdigit() else ""
+    return re.search(start + re.escape(expected.lower()) + end, text.lower()) is not None
+
+
 def answer_metrics(kb: KnowledgeBase, questions: list[dict], settings: Settings, profile) -> dict:
-    """Share of answers that contain an expected string (case-insensitive)."""
+    """Share of answers that contain an expected fact (``contains_fact``)."""
     from assistant.models.catalog import resolve_model
     from assistant.models.engine import Engine
 
@@ -78,7 +88,7 @@ def answer_metrics(kb: KnowledgeBase, questions: list[dict], settings: Settings,
     started = time.perf_counter()
     for row in questions:
         text, sources = answer(engine, kb, row["question"], profile)
-        ok = any(e.lower() in text.lower() for e in row["expected"])
+        ok = any(contains_fact(text, e) for e in row["expected"])
         contained += ok
         rows.append({"question": row["question"], "answer": text, "ok": ok,
                      "top_source": sources[0]["path"].rsplit("/", 1)[-1] if sources else None})

@@ -23,7 +23,7 @@ def test_retrieval_benchmark_quick(tmp_path, settings):
     assert result["retrieval"]["questions"] == 9
     assert result["retrieval"]["hit@4"] >= 0.85
     assert len(result["answers"]["answers"]) == 4
-    assert result["answers"]["containment"] >= 0.5  # 0.77 over all 44 questions
+    assert result["answers"]["containment"] >= 0.5  # 0.75 over all 44 questions
     print(f"bench_retrieval --quick: {seconds:.1f} s")  # < 60 s on an idle 2-core machine
 
 
