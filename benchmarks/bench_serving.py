@@ -167,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
                 samples["direct Llama.generate"].append(direct.run_generate(prompt, tokens))
                 samples["direct create_chat_completion"].append(direct.run(prompt, tokens))
                 samples["llama_cpp.server"].append(stream_http(f"http://127.0.0.1:{peer_port}", prompt, tokens))
+                print(f"round {_ + 1}/{rounds}: " + ", ".join(f"{name} {runs[-1]['decode_tps']:.0f} tok/s"
+                                                              for name, runs in samples.items()),
+                      file=sys.stderr, flush=True)
         memory = {"assistant serve": rss_mb(ours), "llama_cpp.server": rss_mb(peer)}
     finally:
         for proc in (ours, peer):

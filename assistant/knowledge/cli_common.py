@@ -4,7 +4,6 @@ line on stderr and exit status 1."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Callable
 
 from assistant.errors import AssistantError
@@ -26,12 +25,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def run_verb(body: Callable[[], int]) -> int:
-    """Run a verb's body; an AssistantError becomes ``error: <message>`` and status 1."""
-    try:
-        return body()
-    except AssistantError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    """Run a verb's body at the CLI's one error edge (``assistant.commands.common.cli_errors``):
+    an AssistantError becomes ``error: <message>`` and status 1."""
+    from assistant.commands.common import cli_errors
+
+    return cli_errors(lambda _argv: body())(None)

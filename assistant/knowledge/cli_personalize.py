@@ -1,5 +1,7 @@
-"""``assistant personalize PATH... [--watch]``: index notes folders (incrementally), show
-progress and a summary; with ``--watch``, keep the index current as files are saved."""
+"""``assistant personalize PATH... [--learn rag|adapter|auto] [--watch]``: index notes
+folders (incrementally), show progress and a summary; with ``--learn adapter`` (or ``auto``,
+when the profile and the amount of notes allow) also train a LoRA adapter under the time
+budget, then recalibrate the router; with ``--watch``, keep the index current."""
 from __future__ import annotations
 
 import sys
@@ -15,12 +17,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="folders (or files) of notes")
     parser.add_argument("--watch", action="store_true", help="keep watching and re-index saved files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--learn", choices=["rag", "adapter", "auto"], default="rag",
+                        help="rag: index only (default, fast); adapter: also train an adapter; "
+                             "auto: train when the profile allows it and there are enough notes")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="recalibrate the router after indexing (always done after --learn adapter/auto)")
+    from assistant.commands.learn import add_learn_flags
+
+    add_learn_flags(parser)
     args = parser.parse_args(argv)
 
     def body() -> int:
         settings = settings_from(args)
         indexer = Indexer(settings, progress=not args.quiet and sys.stderr.isatty())
         print(format_report(indexer.run(args.paths)), flush=True)
+        if args.learn != "rag" or args.calibrate:
+            from assistant.learn_after_index import learn_and_calibrate
+
+            learn_and_calibrate(settings, args, quiet=args.quiet)
         if args.watch:
             from assistant.knowledge.watch import watch
 
