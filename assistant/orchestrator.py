@@ -140,7 +140,8 @@ class Assistant:
         plan.max_context = engine.n_ctx
         messages, sources = list(request.messages), []
         if plan.retrieves:
-            messages, sources = self.retrieve(engine, messages, plan.k, request.sampling, passages)
+            messages, sources = self.retrieve(engine, messages, plan.k, request.sampling, passages,
+                                              plan.passage_tokens)
         prompt = engine.chat_prompt(messages, request.sampling, use_adapter=plan.adapter is not None)
         return PreparedAnswer(plan=plan, engine=engine, prompt=prompt, sources=sources)
 
@@ -160,16 +161,18 @@ class Assistant:
         return switched
 
     def retrieve(self, engine: Engine, messages: list[ChatMessage], k: int,
-                 sampling: SamplingParams, passages: Optional[list] = None) -> tuple[list[ChatMessage], list[dict]]:
+                 sampling: SamplingParams, passages: Optional[list] = None,
+                 passage_tokens: Optional[int] = None) -> tuple[list[ChatMessage], list[dict]]:
         """Search the notes for the last user turn (or reuse ``passages`` already found) and
-        put the best ``k`` in the prompt, leaving room in the context for the answer."""
+        put the best ``k`` in the prompt (each cut to ``passage_tokens``, by default the
+        profile's), leaving room in the context for the answer."""
         question = next((m.content for m in reversed(messages) if m.role == "user"), "")
         if passages is None:
             passages = self.knowledge.search(question, k) if question.strip() else []
         passages = passages[:k]
         answer_room = min(sampling.max_tokens or ANSWER_ROOM_TOKENS, engine.n_ctx // 4)
         return build_rag_messages(messages, passages, lambda text: len(engine.tokenize(text)),
-                                  self.profile.rag_passage_tokens, engine.n_ctx - answer_room)
+                                  passage_tokens or self.profile.rag_passage_tokens, engine.n_ctx - answer_room)
 
     def stream(self, prepared: PreparedAnswer, cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:
         """Generate the answer: TextPiece records, then GenerationStats."""

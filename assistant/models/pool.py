@@ -71,6 +71,11 @@ class ModelPool:
     def _loaded_mb(self) -> float:
         return sum(est.total_mb for _, est in self._engines.values())
 
+    def loaded_engine(self, name: Optional[str] = None) -> Optional[Engine]:
+        """The engine for ``name`` if it is in memory now (never loads anything)."""
+        entry = self._engines.get(self.canonical_name(name))
+        return entry[0] if entry else None
+
     def loaded(self) -> dict[str, dict]:
         """Loaded models with their facts and memory estimates."""
         return {name: {**engine.describe(), "memory": est.as_dict()} for name, (engine, est) in self._engines.items()}

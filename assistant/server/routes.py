@@ -51,8 +51,11 @@ def health(request: Request) -> JSONResponse:
         status = "error" if state.load_error else "loading"
         return JSONResponse({"status": status, "error": state.load_error}, status_code=503)
     assistant = state.assistant
+    served = assistant.pool.loaded_engine()  # a health check never loads a model
     return JSONResponse({"status": "ok", "profile": assistant.profile.name,
-                         "model": assistant.pool.get().describe(), "loaded_models": list(assistant.pool.loaded()),
+                         "model": served.describe() if served else {"id": assistant.pool.default_name,
+                                                                    "loaded": False},
+                         "loaded_models": list(assistant.pool.loaded()),
                          "requests_in_progress": assistant.gate.inside,
                          "cancelled_generations": assistant.cancelled_generations})
 
