@@ -15,6 +15,9 @@ from knowledge_helpers import index_state, write
 
 # A real personalize run, with checkpoints every 0.3 s so that kills land both between
 # and inside checkpoints (the CLI checkpoints every 60 s).
+# Enough notes that an idle machine is still indexing when the third kill lands (with 200,
+# a quiet CI machine had indexed 111 by the first kill and finished before the third).
+BULK = 800
 RUN = ("import sys; from assistant.settings import Settings; from assistant.knowledge.indexer import Indexer; "
        "Indexer(Settings(), checkpoint_s=0.3).run([sys.argv[1]])")
 
@@ -22,7 +25,7 @@ RUN = ("import sys; from assistant.settings import Settings; from assistant.know
 def test_sigkill_mid_run_leaves_a_usable_index(notes, settings):
     write(notes / "baseline.md", "# Dentist\nMy dentist is Dr. Priya Raman.\n")
     Indexer(settings).run([notes])
-    for i in range(200):
+    for i in range(BULK):
         write(notes / "bulk" / f"day{i:03d}.md", f"# Day {i}\n" + "".join(
             f"\n## Entry {j}\nOn day {i} I noted item {j}: the weather was mild and the bus was late.\n"
             for j in range(3)))
@@ -50,10 +53,10 @@ def test_sigkill_mid_run_leaves_a_usable_index(notes, settings):
         with KnowledgeBase.open(settings) as kb:
             assert kb.search("Who is my dentist?", 1)[0].path == str(notes / "baseline.md")
         kills.append(len(state["documents"]))
-    assert 1 < kills[1] < kills[2] < 201, kills
+    assert 1 < kills[1] < kills[2] < BULK + 1, kills
     final = Indexer(settings).run([notes])
-    assert len(index_state(settings)["documents"]) == 201
-    assert (final.unchanged, final.new) == (kills[-1], 201 - kills[-1])  # checkpointed work is kept
+    assert len(index_state(settings)["documents"]) == BULK + 1
+    assert (final.unchanged, final.new) == (kills[-1], BULK + 1 - kills[-1])  # checkpointed work is kept
 
 
 def committed_documents(database) -> int:
