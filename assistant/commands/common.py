@@ -20,11 +20,12 @@ def add_settings_flags(parser: argparse.ArgumentParser, names: Iterable[str]) ->
                             help=f"{field.description} (env ASSISTANT_{name.upper()})")
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from env vars and defaults, overridden by the flags that were given."""
+def settings_from_args(args: argparse.Namespace, **extra) -> Settings:
+    """Settings from env vars and defaults, overridden by the flags that were given;
+    ``extra`` passes pydantic-settings options such as ``_env_file``."""
     overrides = {key[len("setting_"):]: value for key, value in vars(args).items()
                  if key.startswith("setting_") and value is not None}
-    return Settings(**overrides)
+    return Settings(**overrides, **extra)
 
 
 def cli_errors(main: Callable[[Optional[list[str]]], int]) -> Callable[[Optional[list[str]]], int]:

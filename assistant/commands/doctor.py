@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from assistant.commands.common import add_settings_flags, cli_errors
+from assistant.commands.common import add_settings_flags, cli_errors, settings_from_args
 from assistant.doctor import FAIL, OK, WARN, registry, run_checks
 from assistant.settings import Settings
 
@@ -17,11 +17,7 @@ MARKS = {OK: "[ ok ]", WARN: "[warn]", FAIL: "[FAIL]"}
 def settings_with_env_file(args: argparse.Namespace) -> Settings:
     """Settings from flags, then env vars, then ``--env-file`` (e.g. the service's
     /etc/assistant/assistant.env), then defaults."""
-    overrides = {key[len("setting_"):]: value for key, value in vars(args).items()
-                 if key.startswith("setting_") and value is not None}
-    if args.env_file is None:
-        return Settings(**overrides)
-    return Settings(_env_file=args.env_file, **overrides)
+    return settings_from_args(args) if args.env_file is None else settings_from_args(args, _env_file=args.env_file)
 
 
 @cli_errors

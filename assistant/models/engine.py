@@ -74,7 +74,10 @@ class Engine:
         self.n_ctx = self._llm.n_ctx()
         self.chat_format: ChatFormat = chat_format_for(
             model.info.chat_template, self._token_text(self._llm.token_bos()), self._token_text(self._llm.token_eos()))
-        self._eos = self._llm.token_eos()
+        vocab = self._llm._model.vocab
+        # EOS and the other end-of-generation tokens (<|im_end|>, <end_of_turn>), bound once:
+        # this runs for every generated token.
+        self._is_end = lambda token: bool(llama_cpp.llama_vocab_is_eog(vocab, token))
         self._lock = threading.Lock()
         self.adapter: Optional[LoadedAdapter] = None
         self._adapter_on = False
@@ -205,7 +208,7 @@ class Engine:
             for token in token_stream:
                 if first_at is None:
                     first_at = time.perf_counter()
-                if token == self._eos or self._llm_is_eog(token):
+                if self._is_end(token):
                     finish = "stop"
                     break
                 produced += 1
@@ -233,12 +236,6 @@ class Engine:
             finish_reason=finish, prompt_tokens=len(tokens), completion_tokens=produced,
             time_to_first_token_s=first_at - start, total_s=end - start,
             decode_tokens_per_s=(produced - 1) / decode_s if produced > 1 and decode_s > 0 else 0.0)
-
-    def _llm_is_eog(self, token: int) -> bool:
-        """End-of-generation tokens besides EOS (e.g. <|im_end|>, <end_of_turn>)."""
-        import llama_cpp
-
-        return bool(llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token))
 
     def logits(self, tokens: list[int], use_adapter: bool = False) -> "list[float]":
         """The next-token logits after ``tokens`` (for parity checks and evaluation)."""

@@ -185,8 +185,9 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> dict:
     texts = body.texts()
     if not texts or any(not isinstance(t, str) or not t for t in texts):
         raise InvalidRequestError("input must be a non-empty string or list of non-empty strings", param="input")
-    vectors = await asyncio.get_running_loop().run_in_executor(state.executor, knowledge.embed, texts)
-    tokens = sum(len(t.split()) for t in texts)
+    loop = asyncio.get_running_loop()
+    vectors = await loop.run_in_executor(state.executor, knowledge.embed, texts)
+    tokens = await loop.run_in_executor(state.executor, knowledge.count_embedding_tokens, texts)
     if body.encoding_format == "base64":  # what the openai client asks for: float32, little-endian
         vectors = [base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() for v in vectors]
     return {"object": "list", "model": knowledge.embedding_model_name,
