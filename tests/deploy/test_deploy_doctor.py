@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from assistant.doctor import FAIL, OK, WARN
-from assistant.doctor.system import compare_build, decode_throttled, parse_system_info
+from assistant.doctor.system import amx_verdict, compare_build, decode_throttled
+from assistant.models.build_info import parse_system_info
 from assistant.knowledge.store import Store
 from assistant.models.catalog import package_dir
 from deploy_helpers import cpuinfo, make_root, run_doctor
@@ -223,3 +224,23 @@ def test_throttle_bits():
     assert decode_throttled(0x0) == ([], [])
     assert decode_throttled(0x50005) == (["under-voltage", "throttled"], ["under-voltage", "throttled"])
     assert decode_throttled(0x80008) == (["soft temperature limit"], ["soft temperature limit"])
+
+
+SAPPHIRE_RAPIDS_CPUINFO = "".join(
+    f"processor\t: {n}\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+    "flags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 avx f16c fma avx2 avx512f avx512dq avx512bw avx512vl "
+    "avx512ifma avx512vbmi avx512_vbmi2 avx512_vnni avx512_bf16 avx_vnni amx_bf16 amx_tile amx_int8\n\n" for n in range(2))
+
+
+def test_doctor_checks_amx_on_a_fixture_xeon(tmp_path):
+    """A Sapphire Rapids /proc/cpuinfo through the system root: the doctor names AMX and
+    says whether the llama.cpp build in use is safe on it (this project's build is)."""
+    root = make_root(tmp_path / "root", "pi5", 16000)
+    (root / "proc" / "device-tree" / "model").unlink()
+    (root / "proc" / "cpuinfo").write_text(SAPPHIRE_RAPIDS_CPUINFO)
+    _, checks = doctor(root, tmp_path / "home", "--check", "cpu")
+    cpu = checks["cpu"]
+    assert "Xeon(R) Platinum 8480+, 2 cores" in cpu["summary"] and "AMX yes" in cpu["summary"]
+    assert cpu["details"]["amx"] is True
+    assert cpu["status"] == OK, cpu
+    assert "leaves llama.cpp's AMX path out (safe)" in cpu["summary"]
