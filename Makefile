@@ -11,7 +11,7 @@ LLAMA_BUILD_KEY := $(shell deploy/build-llama.sh --print-key)
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
-.PHONY: run test install install-dev bench-serving bench-adapters bench-cim cim-reproduce clean
+.PHONY: run test test-fast install install-dev bench-serving bench-adapters bench-cim cim-reproduce clean
 
 $(VENV)/.llama-built-$(LLAMA_BUILD_KEY):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ run: install
 
 test: install-dev
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The quick loop while developing: everything but the tests marked slow.
+test-fast: install-dev
+	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Benchmarks (each prints its table; JSON goes to benchmarks/results/).
 bench-serving: install-dev

@@ -55,6 +55,12 @@ class ContextLengthExceededError(AssistantError):
     code = "context_length_exceeded"
 
 
+class AdapterMismatchError(AssistantError):
+    """The adapter was trained for another base model (the engine refuses to load it)."""
+
+    code = "adapter_base_mismatch"
+
+
 class ProfileNotFoundError(AssistantError):
     """No device profile of that name."""
 
@@ -100,3 +106,11 @@ class OfflineError(AssistantError):
     status = 502
     type = "server_error"
     code = "offline"
+
+
+class CancelledError(AssistantError):
+    """The client went away before its request was served (nobody reads this answer)."""
+
+    status = 499  # nginx's "client closed request": no standard status fits a gone client
+    type = "server_error"
+    code = "cancelled"

@@ -1,59 +1,85 @@
-"""The assistant: turns a request into a plan, gathers what the plan needs, and streams
-the answer through the one generation API. Server, CLI and benchmarks share it."""
+"""The assistant's one face: ``Assistant.ask`` owns a request's whole life. It takes the
+request's place in the admission queue, computes what the conversation asks once (the
+difficulty reads it, retrieval searches it), plans, gathers the passages, and hands back
+the plan, the sources and the event stream; the place is given back on every way out.
+Server, CLI, calibration, the study and the benchmarks all go through it."""
 from __future__ import annotations
 
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
 from assistant.admission import AdmissionGate
+from assistant.errors import AssistantError, CancelledError, InvalidRequestError
 from assistant.knowledge.base import KnowledgeBase
-from assistant.knowledge.rag_prompt import build_rag_messages
-from assistant.errors import AssistantError, InvalidRequestError
+from assistant.knowledge.rag_prompt import Source, build_rag_messages
+from assistant.models.catalog import DEFAULT_ALIAS
 from assistant.models.chat_format import ChatMessage
 from assistant.models.engine import Engine, Prompt
-from assistant.models.catalog import DEFAULT_ALIAS
-from assistant.models.generation import GenerationEvent, GenerationStats, SamplingParams
+from assistant.models.generation import GenerationEvent, GenerationStats, SamplingParams, TextPiece
 from assistant.models.pool import ModelPool
 from assistant.profiles import DeviceProfile, resolve_profile
 from assistant.router.calibration import CalibrationTable
-from assistant.router.difficulty import RetrievalSignal, estimate_difficulty, request_text
+from assistant.router.difficulty import Query, RetrievalSignal, estimate_difficulty
 from assistant.router.model_choice import ModelOption, model_options
-from assistant.router.plan import Plan
+from assistant.router.plan import Backend, Plan, Strategy
 from assistant.router.policy import Resources, decide
 from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
 
-
 ANSWER_ROOM_TOKENS = 256  # context kept free for the answer when passages are added
 SIGNAL_PASSAGES = 5  # passages looked at for the difficulty's retrieval confidence
+SEARCH_WIDTH_RESTRICTED = 20  # passages searched when only some notes are allowed
 
 
 @dataclass
 class AskRequest:
-    """A chat request in the runtime's own terms (no HTTP in here)."""
+    """A chat request in the runtime's own terms (no HTTP in here). The last three fields
+    are for the study and calibration, which vary what HTTP does not let a client choose."""
 
     messages: list[ChatMessage]
     model: Optional[str] = None
-    strategy: str = "auto"
-    backend: str = "cpu"
+    strategy: Strategy = Strategy.AUTO
+    backend: Backend = Backend.CPU
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    allowed_paths: Optional[frozenset[str]] = None  # retrieve only from these notes
+    k: Optional[int] = None  # passages, instead of the plan's
+    passage_tokens: Optional[int] = None  # tokens per passage, instead of the profile's
 
 
 @dataclass
-class PreparedAnswer:
-    """Everything decided before generation starts: plan, sources and the final prompt."""
+class Answer:
+    """What ``ask`` hands back: the plan and sources (known before the first token) and
+    the generation's events (TextPiece records, then one GenerationStats)."""
 
+    plan: Plan
+    sources: list[Source]
+    events: Iterator[GenerationEvent]
+
+
+@dataclass
+class CompletedAnswer:
+    """A whole answer, for callers that do not stream."""
+
+    text: str
+    plan: Plan
+    sources: list[Source]
+    stats: GenerationStats
+
+
+@dataclass
+class _Prepared:
     plan: Plan
     engine: Engine
     prompt: Prompt
-    sources: list[dict] = field(default_factory=list)
+    sources: list[Source]
 
 
 class Assistant:
-    """Holds the device profile, the loaded models and the gate in front of them."""
+    """Holds the device profile, the model pool, the knowledge base and the gate."""
 
     def __init__(self, settings: Settings, profile: DeviceProfile, pool: ModelPool,
                  knowledge: Optional[KnowledgeBase] = None):
@@ -61,9 +87,9 @@ class Assistant:
         self.profile = profile
         self.pool = pool
         self.knowledge = knowledge or KnowledgeBase.open(settings, n_threads=profile.effective_threads())
-        self.gate = AdmissionGate(settings.queue_size)
+        self.gate = AdmissionGate(settings.queue_size, settings.max_wait)
         self.cancelled_generations = 0  # generations stopped because their client went away
-        self.adapter_error: Optional[str] = None
+        self.abandoned_in_queue = 0  # requests whose client left before their turn
         self._calibration: tuple[Optional[float], Optional[CalibrationTable]] = (None, None)
         self._model_options: Optional[tuple[tuple[str, ...], list[ModelOption]]] = None
 
@@ -72,32 +98,119 @@ class Assistant:
         """Detect or load the profile and load the served model (memory guard first)."""
         profile = resolve_profile(settings.profile, settings.profiles_dir, settings.system_root)
         pool = ModelPool(settings, profile)
-        assistant = cls(settings, profile, pool)
-        assistant.attach_active_adapter(pool.get())
-        return assistant
+        pool.get()
+        return cls(settings, profile, pool)
 
-    def attach_active_adapter(self, engine: Engine) -> None:
-        """Load the active adapter into ``engine`` if it was trained for that model; a
-        mismatch is remembered and explained when a request asks for the adapter."""
-        from assistant.learn.registry import AdapterRegistry
-
-        path = AdapterRegistry(self.settings).active_path()
-        if path is None or engine.adapter is not None:
-            return
+    @contextmanager
+    def ask(self, request: AskRequest, cancel: Optional[threading.Event] = None) -> Iterator[Answer]:
+        """``with assistant.ask(request) as answer:`` read ``answer.events``. Raises BusyError
+        (queue full), CancelledError (``cancel`` set while waiting) or a typed error for a
+        bad request; setting ``cancel`` later stops the generation at the next token."""
+        cancel = cancel or threading.Event()
         try:
-            engine.load_adapter(path)
+            with self.gate.turn(cancel):
+                prepared = self._prepare(request)
+                yield Answer(prepared.plan, prepared.sources, self._generate(prepared, cancel))
+        except CancelledError:
+            self.abandoned_in_queue += 1
+            raise
+
+    def answer(self, request: AskRequest) -> CompletedAnswer:
+        """Ask and wait for the whole answer."""
+        with self.ask(request) as answer:
+            parts, stats = [], None
+            for event in answer.events:
+                if isinstance(event, TextPiece):
+                    parts.append(event.text)
+                else:
+                    stats = event
+        return CompletedAnswer("".join(parts), answer.plan, answer.sources, stats)
+
+    def plan(self, request: AskRequest) -> Plan:
+        """The plan for ``request`` without generating (``assistant route``)."""
+        return self._prepare(request).plan
+
+    def _generate(self, prepared: _Prepared, cancel: threading.Event) -> Iterator[GenerationEvent]:
+        for event in prepared.engine.generate(prepared.prompt, cancel):
+            if isinstance(event, GenerationStats) and event.finish_reason == "cancelled":
+                self.cancelled_generations += 1
+            yield event
+
+    def _prepare(self, request: AskRequest) -> _Prepared:
+        """Plan, retrieve and build the prompt; typed errors for bad requests. ``auto``
+        searches once up front: the passages give the difficulty its retrieval
+        confidence and, when the plan retrieves, go into the prompt."""
+        explicit_model = bool(request.model) and request.model != DEFAULT_ALIAS
+        engine = self.pool.get(request.model)
+        resources = self.resources(engine)
+        query = Query.of(request.messages)
+        passages, signal = None, None
+        if request.strategy == Strategy.AUTO and resources.has_index and query.text.strip():
+            passages = self._search(query, request, max(self.profile.rag_passages, SIGNAL_PASSAGES))
+            signal = RetrievalSignal.from_passages(passages)
+        calibration = self.calibration() if request.strategy == Strategy.AUTO else None
+        options = self.model_options(calibration) if request.strategy == Strategy.AUTO and not explicit_model else []
+        plan = decide(request.strategy, request.backend, engine.model.name, self.profile, resources,
+                      estimate_difficulty(query, signal), calibration, options, model_explicit=explicit_model)
+        if plan.backend == Backend.CIM:
+            raise InvalidRequestError("backend 'cim' is not available for GGUF chat models yet; use 'cpu'",
+                                      param="backend", code="backend_unavailable")
+        engine = self._switch(engine, plan)
+        plan.max_context = engine.n_ctx
+        messages, sources = list(request.messages), []
+        if plan.retrieves:
+            k = request.k or plan.k
+            if passages is None or len(passages) < k:
+                passages = self._search(query, request, k)
+            plan.k = k
+            plan.passage_tokens = request.passage_tokens or plan.passage_tokens or self.profile.rag_passage_tokens
+            messages, sources = self._with_passages(engine, messages, passages[:k], request.sampling,
+                                                    plan.passage_tokens)
+        prompt = engine.chat_prompt(messages, request.sampling, use_adapter=plan.strategy.uses_adapter)
+        return _Prepared(plan, engine, prompt, sources)
+
+    def _search(self, query: Query, request: AskRequest, k: int) -> list:
+        """Passages for ``query``; only from ``request.allowed_paths`` when it names some."""
+        if not query.text.strip():
+            return []
+        if request.allowed_paths is None:
+            return self.knowledge.search(query.text, k)
+        found = self.knowledge.search(query.text, max(k, SEARCH_WIDTH_RESTRICTED))
+        return [p for p in found if p.path in request.allowed_paths][:k]
+
+    def _with_passages(self, engine: Engine, messages: list[ChatMessage], passages: list, sampling: SamplingParams,
+                       passage_tokens: int) -> tuple[list[ChatMessage], list[Source]]:
+        """The conversation with the passages in its system message, leaving room in the
+        context for the answer."""
+        answer_room = min(sampling.max_tokens or ANSWER_ROOM_TOKENS, engine.n_ctx // 4)
+        return build_rag_messages(messages, passages, lambda text: len(engine.tokenize(text)),
+                                  passage_tokens, engine.n_ctx - answer_room)
+
+    def _switch(self, engine: Engine, plan: Plan) -> Engine:
+        """The engine the plan names; if it cannot be loaded now (RAM), stay on ``engine``
+        and say so in the plan."""
+        if plan.model == engine.model.name:
+            return engine
+        try:
+            switched = self.pool.get(plan.model)
         except AssistantError as exc:
-            self.adapter_error = exc.message
+            plan.reasons.append(f"model switch to {plan.model} failed ({exc.message}); staying on "
+                                f"{engine.model.name}")
+            plan.model = engine.model.name
+            return engine
+        log.info("router switched model %s -> %s (%s)", engine.model.name, plan.model, plan.difficulty)
+        return switched
 
     def resources(self, engine: Engine) -> Resources:
         """What exists now for the router to use."""
         return Resources(has_index=not self.knowledge.is_empty(),
                          adapter_name=engine.adapter.name if engine.adapter else None,
-                         adapter_error=self.adapter_error, adapter_model=engine.model.name)
+                         adapter_error=self.pool.adapter_error(engine.model.name), adapter_model=engine.model.name)
 
     def calibration(self) -> Optional[CalibrationTable]:
         """The device's calibration table, re-read when its file changes (personalize or
-        ``assistant calibrate`` may rewrite it while serving)."""
+        ``assistant calibrate`` may rewrite it while serving). Read here, before planning:
+        the router itself never touches files."""
         path = CalibrationTable.path_for(self.settings)
         try:
             mtime = path.stat().st_mtime
@@ -115,68 +228,3 @@ class Assistant:
             self._model_options = (include, model_options(self.settings, self.profile, self.pool.context_for,
                                                           include))
         return self._model_options[1]
-
-    def prepare(self, request: AskRequest) -> PreparedAnswer:
-        """Decide the plan and build the prompt; raises typed errors for bad requests.
-        ``auto`` retrieves once up front: the passages give the difficulty its retrieval
-        confidence and, when the plan retrieves, go into the prompt."""
-        explicit_model = bool(request.model) and request.model != DEFAULT_ALIAS
-        engine = self.pool.get(request.model)
-        resources = self.resources(engine)
-        question, _ = request_text(request.messages[-1:])
-        passages, signal = None, None
-        if request.strategy == "auto" and resources.has_index and question.strip():
-            passages = self.knowledge.search(question, max(self.profile.rag_passages, SIGNAL_PASSAGES))
-            signal = RetrievalSignal.from_passages(passages)
-        difficulty = estimate_difficulty(request.messages, signal)
-        calibration = self.calibration() if request.strategy == "auto" else None
-        options = self.model_options(calibration) if request.strategy == "auto" and not explicit_model else []
-        plan = decide(request.strategy, request.backend, engine.model.name, self.profile, resources,
-                      difficulty, calibration, options, model_explicit=explicit_model)
-        if plan.backend == "cim":
-            raise InvalidRequestError("backend 'cim' is not available for GGUF chat models yet; use 'cpu'",
-                                      param="backend", code="backend_unavailable")
-        engine = self._switch(engine, plan)
-        plan.max_context = engine.n_ctx
-        messages, sources = list(request.messages), []
-        if plan.retrieves:
-            messages, sources = self.retrieve(engine, messages, plan.k, request.sampling, passages,
-                                              plan.passage_tokens)
-        prompt = engine.chat_prompt(messages, request.sampling, use_adapter=plan.adapter is not None)
-        return PreparedAnswer(plan=plan, engine=engine, prompt=prompt, sources=sources)
-
-    def _switch(self, engine: Engine, plan: Plan) -> Engine:
-        """The engine the plan names; if it cannot be loaded now (RAM), stay on ``engine``
-        and say so in the plan."""
-        if plan.model == engine.model.name:
-            return engine
-        try:
-            switched = self.pool.get(plan.model)
-        except AssistantError as exc:
-            plan.reasons.append(f"model switch to {plan.model} failed ({exc.message}); staying on "
-                                f"{engine.model.name}")
-            plan.model = engine.model.name
-            return engine
-        log.info("router switched model %s -> %s (%s)", engine.model.name, plan.model, plan.difficulty)
-        return switched
-
-    def retrieve(self, engine: Engine, messages: list[ChatMessage], k: int,
-                 sampling: SamplingParams, passages: Optional[list] = None,
-                 passage_tokens: Optional[int] = None) -> tuple[list[ChatMessage], list[dict]]:
-        """Search the notes for the last user turn (or reuse ``passages`` already found) and
-        put the best ``k`` in the prompt (each cut to ``passage_tokens``, by default the
-        profile's), leaving room in the context for the answer."""
-        question = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        if passages is None:
-            passages = self.knowledge.search(question, k) if question.strip() else []
-        passages = passages[:k]
-        answer_room = min(sampling.max_tokens or ANSWER_ROOM_TOKENS, engine.n_ctx // 4)
-        return build_rag_messages(messages, passages, lambda text: len(engine.tokenize(text)),
-                                  passage_tokens or self.profile.rag_passage_tokens, engine.n_ctx - answer_room)
-
-    def stream(self, prepared: PreparedAnswer, cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:
-        """Generate the answer: TextPiece records, then GenerationStats."""
-        for event in prepared.engine.generate(prepared.prompt, cancel):
-            if isinstance(event, GenerationStats) and event.finish_reason == "cancelled":
-                self.cancelled_generations += 1
-            yield event

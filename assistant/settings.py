@@ -13,6 +13,8 @@ from typing import Optional
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from assistant.layout import HomeLayout
+
 
 def default_home() -> Path:
     """The XDG data dir for the assistant: ``$XDG_DATA_HOME/assistant`` or ``~/.local/share/assistant``."""
@@ -35,6 +37,7 @@ class Settings(BaseSettings):
     n_ctx: Optional[int] = Field(None, ge=64, description="Context length; default: the profile's max context.")
     n_threads: Optional[int] = Field(None, ge=1, description="Inference threads; default: the profile's threads.")
     queue_size: int = Field(4, ge=1, description="Requests that may wait for the model; beyond this: 503.")
+    max_wait: Optional[float] = Field(None, gt=0, description="Seconds a request may wait in the queue before a 503; default: no limit.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest accepted request body in bytes (413 beyond).")
     hub_url: str = Field("https://huggingface.co", description="Base URL for `assistant models pull` (only used there).")
     profiles_dir: Optional[Path] = Field(None, description="Folder of device profile TOML files; default: the bundled ones.")
@@ -42,9 +45,15 @@ class Settings(BaseSettings):
     knowledge_max_file_bytes: int = Field(10_000_000, ge=1, description="Notes files larger than this are skipped by `personalize`.")
 
     @property
+    def layout(self) -> HomeLayout:
+        """The folders and files under ``home``."""
+        return HomeLayout(self.home)
+
+    @property
     def models_dir(self) -> Path:
-        """Where assembled and pulled GGUF files live."""
-        return self.home / "models"
+        """Where assembled and pulled GGUF files live (``layout.models``; kept for callers
+        that predate the layout)."""
+        return self.layout.models
 
     def ensure_home(self) -> Path:
         """Create the data dir if needed and return it."""

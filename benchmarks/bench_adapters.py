@@ -74,7 +74,7 @@ def switch_times(settings: Settings, adapter_path: Path, toggles: int) -> list[f
 
 def export(settings: Settings, model_name: str, result, config: TrainConfig, dataset) -> Path:
     model = resolve_model(model_name, settings)
-    path = settings.home / "adapters" / "bench.gguf"
+    path = settings.layout.adapters / "bench.gguf"
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = AdapterMetadata(name="bench", base_model=model.name, base_sha256=sha256_file(model.path),
                            rank=config.rank, alpha=config.alpha, target_modules=config.target_modules,
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     grid = []
     lower = lower_bit_variant(shipped)
     for label, path in (("shipped " + shipped.info.quantization, shipped.path),
-                        (f"requantized {lower}", quantized_variant(shipped, lower, settings.models_dir / "variants"))):
+                        (f"requantized {lower}", quantized_variant(shipped, lower, settings.layout.model_variants))):
         if path != shipped.path:
             model, tokenizer = load_hf_model(path, THREADS)
         for fraction in fractions:

@@ -62,6 +62,8 @@ class Direct:
     """llama-cpp-python in this process: the ceiling for any server built on it."""
 
     def __init__(self, model_path: str, n_ctx: int, threads: int):
+        import llama_cpp
+
         from assistant.models.build_info import amx_guard_needed, cpu_flags, llama_build_features
         from assistant.models.llama_loader import load_llama
 

@@ -1,6 +1,8 @@
 """The benchmarks' --quick modes run end to end and write what they promise."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -23,6 +25,7 @@ def test_serving_benchmark_quick(tmp_path):
     assert "| assistant serve |" in result.stdout
 
 
+@pytest.mark.slow
 def test_adapter_benchmark_quick(tmp_path):
     out = tmp_path / "adapters.json"
     result = subprocess.run([sys.executable, "benchmarks/bench_adapters.py", "--quick", "--out", str(out)],

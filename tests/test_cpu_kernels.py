@@ -44,7 +44,7 @@ path = json.loads(sys.argv[6]) if len(sys.argv) > 6 else None
 settings = Settings()
 model = resolve_model(name, settings)
 if quantization != "shipped":
-    file = quantized_variant(model, quantization, settings.models_dir / "variants")
+    file = quantized_variant(model, quantization, settings.layout.model_variants)
     model = ResolvedModel(name=f"{name}.{quantization}", path=file, info=read_gguf_info(file))
 engine = Engine(model, n_ctx=256, n_threads=2, extra_buffers={"on": True, "off": False, "auto": None}[extra])
 prompt = engine.chat_prompt([ChatMessage("user", prompt)], SamplingParams(max_tokens=n, temperature=0.0, seed=0))
@@ -101,6 +101,7 @@ def models_home(tmp_path_factory):
     return tmp_path_factory.mktemp("kernels-home")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, quantization", MODELS)
 def test_greedy_tokens_match_a_load_without_extra_buffers(models_home, name, quantization):
     reference = generate(models_home, name, quantization, "off")
@@ -125,7 +126,7 @@ def test_extra_buffers_off_really_reaches_llama_cpp(models_home):
     script = ("import sys; from assistant.settings import Settings; from assistant.models.catalog import resolve_model;"
               "from assistant.models.quantize import quantized_variant; from assistant.models.llama_loader import load_llama;"
               "m = resolve_model('smollm2-135m-instruct', Settings());"
-              "p = quantized_variant(m, 'Q4_0', Settings().models_dir / 'variants');"
+              "p = quantized_variant(m, 'Q4_0', Settings().layout.model_variants);"
               "load_llama(sys.argv[1] == 'on', model_path=str(p), n_ctx=64, verbose=True)")
     logs = {}
     for mode in ("on", "off"):

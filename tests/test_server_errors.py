@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 
 import httpx
 import openai
@@ -111,17 +112,42 @@ def test_too_large_model_is_refused_not_crashed(server, client):
     still_serving(client)
 
 
-def test_eight_concurrent_requests_succeed_or_get_503(server, client):
+def test_eight_concurrent_requests_beyond_the_queue_get_503(server, client):
+    """The session server admits 1 running + 2 queued: of 8 long requests sent at once,
+    exactly 3 are answered and 5 refused at once (a limit that does not hold fails this)."""
+    start = threading.Barrier(8)
+
     def one(i):
-        return post(server, {"messages": [{"role": "user", "content": f"Count to {i}"}], "max_tokens": 12})
+        start.wait()
+        # end-of-text tokens banned: each answer takes its full 128 tokens (over a second)
+        return post(server, {"messages": [{"role": "user", "content": f"Count to {i}"}], "max_tokens": 128,
+                             "logit_bias": {"0": -100, "2": -100}})
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         responses = list(pool.map(one, range(8)))
     statuses = [r.status_code for r in responses]
-    assert set(statuses) <= {200, 503}, statuses
-    assert 200 in statuses
+    assert sorted(statuses) == [200] * 3 + [503] * 5, statuses
     for response in responses:
         if response.status_code == 503:
             assert response.headers.get("Retry-After")
             assert response.json()["error"]["code"] == "server_busy"
+    still_serving(client)
+
+
+def test_a_file_path_as_model_is_refused(server, client, tmp_path):
+    """Over HTTP a model is a catalog name: a client must not make the server load any GGUF
+    on its disk (a real, loadable one here)."""
+    fake = write_gguf(tmp_path / "elsewhere.gguf")
+    for name in (str(fake), "elsewhere.gguf", "../models/elsewhere"):
+        response = post(server, {"model": name, "messages": [{"role": "user", "content": "x"}]})
+        error = assert_openai_error(response, 400, "invalid_request")
+        assert "not a file path" in error["message"] and error["param"] == "model"
+    assert "elsewhere" not in httpx.get(f"{server.base_url}/health", timeout=10).text
+    still_serving(client)
+
+
+def test_backend_cim_is_refused_before_any_work(server, client):
+    response = post(server, {"backend": "cim", "strategy": "rag", "messages": [{"role": "user", "content": "x"}]})
+    error = assert_openai_error(response, 400, "backend_unavailable")
+    assert "cim" in error["message"] and error["param"] == "backend"
     still_serving(client)

@@ -61,7 +61,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     rows = run_study(settings, profile, grid, tick)
     bar.close()
     seconds = time.perf_counter() - started
-    paths = write_reports(rows, grid, settings.home / "reports", f"profile {profile.name}, "
+    paths = write_reports(rows, grid, settings.layout.reports, f"profile {profile.name}, "
                           f"{profile.effective_threads()} threads", seconds)
     clean_workdir(settings)
     for line in findings(rows):

@@ -6,7 +6,6 @@ import base64
 import importlib.metadata
 import json
 import socket
-import sqlite3
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -50,7 +49,7 @@ def check_model(settings: Settings) -> CheckResult:
     try:
         entry = find_entry(settings.model, settings)
         if entry.source == "assembled":  # entry.path() would assemble it: the doctor only looks
-            path = settings.models_dir / GEMMA_FILE
+            path = settings.layout.models / GEMMA_FILE
             if not path.is_file():
                 return CheckResult("model", WARN, f"{entry.name} is not assembled yet: its first use joins it "
                                                   f"into {path}")
@@ -84,58 +83,36 @@ def check_model(settings: Settings) -> CheckResult:
 def check_index(settings: Settings) -> CheckResult:
     """The knowledge index, if any, opens read-only, passes SQLite's quick check, and has
     its committed vector file."""
-    folder = settings.home / "knowledge"
-    database = folder / "index.sqlite"
-    if not database.is_file():
-        return CheckResult("index", OK, "none yet: 'assistant personalize PATH' builds it", {"path": str(database)})
+    from assistant.knowledge.health import index_health  # numpy and SQLite only for this check
+
+    health = index_health(settings)
+    database = health.database
     details: dict = {"path": str(database)}
-    try:
-        db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
-        try:
-            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            meta = dict(db.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
-            chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0] if "chunks" in tables else 0
-            sources = db.execute("SELECT count(*) FROM sources").fetchone()[0] if "sources" in tables else 0
-        finally:
-            db.close()
-    except sqlite3.Error as exc:
-        return CheckResult("index", FAIL, f"{database} does not open: {exc}", details)
-    if verdict != "ok":
-        return CheckResult("index", FAIL, f"{database} is damaged ({verdict}): run 'assistant personalize' "
+    if not health.exists:
+        return CheckResult("index", OK, "none yet: 'assistant personalize PATH' builds it", details)
+    if health.open_error is not None:
+        return CheckResult("index", FAIL, f"{database} does not open: {health.open_error}", details)
+    if health.integrity != "ok":
+        return CheckResult("index", FAIL, f"{database} is damaged ({health.integrity}): run 'assistant personalize' "
                                           "again after removing it", details)
-    schema = _schema_problem(database)
-    if schema:
-        return CheckResult("index", FAIL, schema, details)
-    details.update(chunks=chunks, sources=sources, encoder=meta.get("encoder_name"),
-                   vector_file=meta.get("vector_file"))
-    summary = f"{sources} source(s), {chunks} chunks, encoder {meta.get('encoder_name', 'unknown')}"
-    vector_file = meta.get("vector_file")
-    if vector_file and not (folder / "vectors" / vector_file).is_file():
-        return CheckResult("index", WARN, f"{summary}; vector file {vector_file} is missing: the server rebuilds it "
-                                          "from SQLite at each start until 'assistant personalize' runs", details)
+    if health.schema_problem:
+        return CheckResult("index", FAIL, health.schema_problem, details)
+    details.update(chunks=health.chunks, sources=health.sources, encoder=health.encoder,
+                   vector_file=health.vector_file)
+    summary = f"{health.sources} source(s), {health.chunks} chunks, encoder {health.encoder or 'unknown'}"
+    if not health.vector_file_present:
+        return CheckResult("index", WARN, f"{summary}; vector file {health.vector_file} is missing: the server "
+                                          "rebuilds it from SQLite at each start until 'assistant personalize' runs",
+                           details)
     return CheckResult("index", OK, summary, details)
-
-
-def _schema_problem(database: Path) -> Optional[str]:
-    """The store's own read-only open (migrations current), where the knowledge package exists."""
-    try:
-        from assistant.knowledge.store import Store
-    except ImportError:
-        return None
-    try:
-        Store(database, writable=False).close()
-    except AssistantError as exc:
-        return exc.message
-    return None
 
 
 def check_adapters(settings: Settings) -> CheckResult:
     """Every adapter file under ``$ASSISTANT_HOME/adapters`` is a GGUF LoRA adapter, and the
     active one exists."""
-    folder = settings.home / "adapters"
+    folder, marker = settings.layout.adapters, settings.layout.active_adapter_marker
     files = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
-    active = _active_adapter(folder)
+    active = _active_adapter(marker)
     if not files and not active:
         return CheckResult("adapters", OK, "none", {"path": str(folder)})
     problems = []
@@ -148,7 +125,7 @@ def check_adapters(settings: Settings) -> CheckResult:
         if kind != "adapter":
             problems.append(f"{path.name} is not an adapter (general.type={kind})")
     if active and not (folder / f"{active}.gguf").is_file():
-        problems.append(f"active.json names '{active}', which has no file")
+        problems.append(f"{marker.name} names '{active}', which has no file")
     details = {"path": str(folder), "adapters": [p.stem for p in files], "active": active, "problems": problems}
     if problems:
         return CheckResult("adapters", FAIL, "; ".join(problems), details)
@@ -156,9 +133,10 @@ def check_adapters(settings: Settings) -> CheckResult:
                        details)
 
 
-def _active_adapter(folder: Path) -> Optional[str]:
+def _active_adapter(marker: Path) -> Optional[str]:
+    """The name the marker file says is active, without checking that its file exists."""
     try:
-        return json.loads((folder / "active.json").read_text()).get("active")
+        return json.loads(marker.read_text()).get("active")
     except (OSError, ValueError, AttributeError):
         return None
 

@@ -55,7 +55,7 @@ def source_dir(spec: EncoderSpec) -> Path:
 
 def artifact_dir(settings: Settings, spec: EncoderSpec) -> Path:
     """Where the exported ONNX model and its config live."""
-    return settings.home / "knowledge" / "encoders" / spec.name
+    return settings.layout.encoders / spec.name
 
 
 def source_fingerprint(folder: Path) -> str:

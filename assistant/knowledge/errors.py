@@ -44,3 +44,10 @@ class InvalidQueryError(KnowledgeError):
     """A search or embedding request with a bad value (empty query, k out of range)."""
 
     code = "invalid_request"
+
+
+class IndexNotFoundError(KnowledgeError):
+    """Nothing is indexed in this data dir yet."""
+
+    status = 404
+    code = "index_not_found"

@@ -12,19 +12,16 @@ from assistant.settings import Settings
 
 @dataclass(frozen=True)
 class IndexLayout:
-    """Paths of one knowledge index."""
+    """Paths of one knowledge index: ``folder`` and ``database`` come from the home's
+    layout; the files inside the folder are the index's own business."""
 
     folder: Path
+    database: Path  # SQLite: sources, documents, chunks, vectors, FTS5, metadata
 
     @classmethod
     def for_settings(cls, settings: Settings) -> "IndexLayout":
-        """The index of this data dir: ``$ASSISTANT_HOME/knowledge``."""
-        return cls(settings.home / "knowledge")
-
-    @property
-    def database(self) -> Path:
-        """SQLite: sources, documents, chunks, vectors, FTS5, metadata."""
-        return self.folder / "index.sqlite"
+        """The index of this data dir (``settings.layout``)."""
+        return cls(settings.layout.knowledge, settings.layout.index_database)
 
     @property
     def vectors(self) -> Path:

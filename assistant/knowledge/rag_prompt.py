@@ -11,6 +11,7 @@ still number passages by rank, so ``[1]`` is always the best one.
 from __future__ import annotations
 
 import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -26,6 +27,21 @@ INSTRUCTION = ("You answer the user's questions from the user's notes below. "
                "Answer in one short sentence with the fact from the notes.")
 
 
+@dataclass(frozen=True)
+class Source:
+    """A passage an answer was built from: what the person needs to check it."""
+
+    path: str  # absolute path of the note
+    heading: str
+    start_line: int
+    end_line: int  # the last line of the text actually put in the prompt
+    score: float  # fused retrieval score
+
+    def as_dict(self) -> dict:
+        """The ``sources`` item of the HTTP extension."""
+        return asdict(self)
+
+
 class PassageLike(Protocol):
     """What the builder needs from a retrieved passage (``search.Passage`` has it)."""
 
@@ -39,7 +55,7 @@ class PassageLike(Protocol):
 
 def build_rag_messages(messages: list[ChatMessage], passages: list[PassageLike],
                        count_tokens: Callable[[str], int], passage_token_budget: int,
-                       context_tokens_available: int) -> tuple[list[ChatMessage], list[dict]]:
+                       context_tokens_available: int) -> tuple[list[ChatMessage], list[Source]]:
     """The conversation with the passages in its system message (added, or extended if
     the conversation has one), and the ``sources`` of the passages used, in marker order
     (``sources[0]`` is ``[1]``).
@@ -74,8 +90,8 @@ def build_rag_messages(messages: list[ChatMessage], passages: list[PassageLike],
         augmented.insert(0, ChatMessage("system", _render_system(blocks, None)))
     else:
         augmented[system_at] = ChatMessage("system", _render_system(blocks, messages[system_at].content))
-    sources = [{"path": p.path, "heading": p.heading, "start_line": p.start_line, "end_line": end_line,
-                "score": round(float(p.score), 6)} for p, _, end_line in chosen]
+    sources = [Source(p.path, p.heading, p.start_line, end_line, round(float(p.score), 6))
+               for p, _, end_line in chosen]
     return augmented, sources
 
 

@@ -197,6 +197,23 @@ class Store:
             f"JOIN documents ON documents.id = chunks.document_id WHERE chunks.id IN ({marks})", chunk_ids)
         return {row[0]: ChunkRow(*row) for row in rows}
 
+    def all_chunks(self) -> list[tuple[str, str, str]]:
+        """(document path, heading, text) of every chunk, in document order."""
+        return self.db.execute(
+            "SELECT documents.path, chunks.heading, chunks.text FROM chunks "
+            "JOIN documents ON documents.id = chunks.document_id ORDER BY documents.path, chunks.ordinal").fetchall()
+
+    def backup_to(self, target: Path) -> None:
+        """A consistent copy of the whole database at ``target`` (SQLite's online backup:
+        a concurrent writer's uncommitted transaction is not copied)."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copy = sqlite3.connect(target)
+        try:
+            with copy:
+                self.db.backup(copy)
+        finally:
+            copy.close()
+
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(chunk ids, vectors) of the whole index, to rebuild the vector file."""
         rows = self.db.execute("SELECT chunk_id, vector FROM chunk_vectors ORDER BY chunk_id").fetchall()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import random
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.knowledge.snapshot import indexed_chunks
 from assistant.learn.errors import NoTrainingDataError
 from assistant.settings import Settings
 
@@ -42,17 +42,11 @@ class Dataset:
 
 
 def read_chunks(settings: Settings) -> list[NoteChunk]:
-    """All chunks of ``$ASSISTANT_HOME/knowledge/index.sqlite``, read-only."""
-    database = settings.home / "knowledge" / "index.sqlite"
-    if not database.is_file():
+    """All chunks of this home's index, in document order (the index is only read)."""
+    chunks = indexed_chunks(settings)
+    if chunks is None:
         raise NoTrainingDataError("nothing is indexed yet: run 'assistant personalize PATH' first")
-    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        rows = db.execute("SELECT documents.path, chunks.heading, chunks.text FROM chunks "
-                          "JOIN documents ON documents.id = chunks.document_id ORDER BY documents.path, chunks.ordinal")
-        return [NoteChunk(*row) for row in rows]
-    finally:
-        db.close()
+    return [NoteChunk(chunk.path, chunk.heading, chunk.text) for chunk in chunks]
 
 
 def _title(path: str) -> str:

@@ -1,7 +1,11 @@
 """Errors of adapter learning and serving."""
 from __future__ import annotations
 
-from assistant.errors import AssistantError
+from assistant.errors import AdapterMismatchError, AssistantError
+
+# The engine raises AdapterMismatchError, so it lives in assistant.errors (models must not
+# import learn); it stays importable from here for the callers that always found it here.
+__all__ = ["AdapterMismatchError", "AdapterNotFoundError", "NoTrainingDataError", "TrainingRefusedError"]
 
 
 class TrainingRefusedError(AssistantError):
@@ -14,12 +18,6 @@ class NoTrainingDataError(AssistantError):
     """Nothing indexed to learn from."""
 
     code = "no_training_data"
-
-
-class AdapterMismatchError(AssistantError):
-    """The adapter was trained for another base model."""
-
-    code = "adapter_base_mismatch"
 
 
 class AdapterNotFoundError(AssistantError):

@@ -1,5 +1,5 @@
-"""Write a trained LoRA as a llama.cpp GGUF adapter: ``general.type=adapter``,
-``adapter.type=lora``, ``adapter.lora.alpha``, tensors ``<base>.lora_a`` / ``.lora_b``.
+"""Write a trained LoRA as a llama.cpp GGUF adapter: the header keys of
+``assistant.models.adapter_format``, tensors ``<base>.lora_a`` / ``.lora_b``.
 
 For llama-family models the base conversion permuted the rows of Q and K (rotary
 embedding layout); the same permutation is applied to ``lora_b`` here, since
@@ -7,12 +7,14 @@ embedding layout); the same permutation is applied to ``lora_b`` here, since
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from assistant.models.adapter_format import AdapterMetadata, add_adapter_metadata
 from assistant.models.gguf_info import GGUFInfo
+
+__all__ = ["AdapterMetadata", "HF_TO_GGUF", "gguf_tensors", "permute_rows", "write_adapter"]
 
 # Hugging Face module name -> llama.cpp tensor name, per layer.
 HF_TO_GGUF = {
@@ -23,25 +25,6 @@ HF_TO_GGUF = {
 # Architectures whose GGUF conversion permutes Q/K rows.
 PERMUTED_QK = {"llama"}
 _PEFT_NAME = re.compile(r"layers\.(\d+)\.(.+)\.lora_([AB])(?:\.default)?\.weight$")
-
-
-@dataclass(frozen=True)
-class AdapterMetadata:
-    """What an adapter carries about itself (artifacts carry their config)."""
-
-    name: str
-    base_model: str
-    base_sha256: str
-    rank: int
-    alpha: int
-    target_modules: tuple[str, ...]
-    created: float
-    data_snapshot: str
-    val_loss: float
-    initial_val_loss: float
-    train_seconds: float
-    budget_s: float
-    steps: int
 
 
 def permute_rows(weights: np.ndarray, n_head: int) -> np.ndarray:
@@ -84,17 +67,7 @@ def write_adapter(path: Path, lora_state: dict, base: GGUFInfo, meta: AdapterMet
         raise ValueError("no LoRA tensors to export")
     tmp = path.with_name(f".{path.name}.tmp")
     writer = gguf.GGUFWriter(str(tmp), base.architecture)
-    writer.add_string("general.type", "adapter")
-    writer.add_string("adapter.type", "lora")
-    writer.add_float32("adapter.lora.alpha", float(meta.alpha))
-    writer.add_name(meta.name)
-    for key, value in (("base_model", meta.base_model), ("base_sha256", meta.base_sha256),
-                       ("data_snapshot", meta.data_snapshot), ("target_modules", ",".join(meta.target_modules))):
-        writer.add_string(f"assistant.{key}", value)
-    writer.add_uint32("assistant.rank", meta.rank)
-    writer.add_uint32("assistant.steps", meta.steps)
-    for key in ("created", "val_loss", "initial_val_loss", "train_seconds", "budget_s"):
-        writer.add_float64(f"assistant.{key}", float(getattr(meta, key)))
+    add_adapter_metadata(writer, meta)
     for name, array in sorted(tensors.items()):
         writer.add_tensor(name, array.astype(np.float32))
     writer.write_header_to_file()
@@ -103,11 +76,3 @@ def write_adapter(path: Path, lora_state: dict, base: GGUFInfo, meta: AdapterMet
     writer.close()
     tmp.replace(path)
     return path
-
-
-def read_adapter_metadata(info: GGUFInfo) -> dict:
-    """The ``assistant.*`` keys of an adapter's header, plus alpha."""
-    meta = {key[len("assistant."):]: value for key, value in info.metadata.items() if key.startswith("assistant.")}
-    meta["alpha"] = info.metadata.get("adapter.lora.alpha")
-    meta["name"] = info.metadata.get("general.name")
-    return meta

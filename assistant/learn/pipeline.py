@@ -9,9 +9,10 @@ from typing import Callable, Optional
 
 from assistant.learn.data import Dataset, read_chunks, split_by_document
 from assistant.learn.errors import TrainingRefusedError
-from assistant.learn.export import AdapterMetadata, write_adapter
+from assistant.learn.export import write_adapter
 from assistant.learn.registry import AdapterRegistry
 from assistant.learn.train import TrainConfig, TrainResult
+from assistant.models.adapter_format import AdapterMetadata
 from assistant.models.catalog import ResolvedModel, resolve_model, sha256_file
 from assistant.models.memory import available_ram_mb
 from assistant.profiles import DeviceProfile

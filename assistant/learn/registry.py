@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Optional
 
 from assistant.learn.errors import AdapterNotFoundError
+from assistant.models.adapter_format import read_adapter_metadata
 from assistant.models.gguf_info import read_gguf_info
-from assistant.learn.export import read_adapter_metadata
 from assistant.settings import Settings
 
 _VERSION = re.compile(r"-v(\d+)\.gguf$")
@@ -21,7 +21,8 @@ class AdapterRegistry:
     """Lists, names and activates adapter versions."""
 
     def __init__(self, settings: Settings):
-        self.folder = settings.home / "adapters"
+        self.folder = settings.layout.adapters
+        self.marker = settings.layout.active_adapter_marker  # names the active adapter
 
     def next_path(self, base_model: str) -> Path:
         """``<base>-v<N>.gguf`` with N one past the highest version of that base. A base given
@@ -51,21 +52,20 @@ class AdapterRegistry:
     def activate(self, name: str) -> Path:
         """Mark ``name`` active (atomic rename of the marker file)."""
         path = self.path_of(name)
-        marker = self.folder / "active.json"
-        tmp = marker.with_suffix(".json.tmp")
+        tmp = self.marker.with_suffix(".json.tmp")
         tmp.write_text(json.dumps({"active": name}))
-        os.replace(tmp, marker)
+        os.replace(tmp, self.marker)
         return path
 
     def active_name(self) -> Optional[str]:
         """The active adapter's name, if one is marked and its file exists."""
-        marker = self.folder / "active.json"
         try:
-            name = json.loads(marker.read_text()).get("active")
+            name = json.loads(self.marker.read_text()).get("active")
         except (OSError, ValueError):
             return None
         return name if name and (self.folder / f"{name}.gguf").is_file() else None
 
     def active_path(self) -> Optional[Path]:
+        """The active adapter's file, or None."""
         name = self.active_name()
         return self.folder / f"{name}.gguf" if name else None

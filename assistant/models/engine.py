@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from assistant.errors import ContextLengthExceededError, InvalidRequestError, ModelFileError
+from assistant.models.build_info import amx_guard_needed, cpu_flags, llama_build_features
 from assistant.models.catalog import ResolvedModel
 from assistant.models.chat_format import ChatFormat, ChatMessage, chat_format_for
 from assistant.models.generation import GenerationEvent, GenerationStats, SamplingParams, TextPiece
@@ -60,15 +61,24 @@ class LoadedAdapter:
 class Engine:
     """Keeps one model loaded; generates for one request at a time (callers serialise)."""
 
-    def __init__(self, model: ResolvedModel, n_ctx: int, n_threads: int, n_batch: int = 512):
+    def __init__(self, model: ResolvedModel, n_ctx: int, n_threads: int, n_batch: int = 512,
+                 extra_buffers: Optional[bool] = None):
+        """``extra_buffers``: llama.cpp's extra buffer types (weight repacking, and the AMX
+        path where it is compiled in); None = on, unless this CPU would take a compiled-in
+        AMX path (see ``build_info``)."""
         import llama_cpp  # here, so that importing this module stays cheap
+
+        from assistant.models.llama_loader import load_llama
 
         self.model = model
         self.n_threads = n_threads
+        if extra_buffers is None:
+            extra_buffers = not amx_guard_needed(cpu_flags(), llama_build_features())
+        self.extra_buffers = extra_buffers
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(model.path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
-                n_batch=min(n_batch, n_ctx), n_ubatch=min(n_batch, n_ctx), verbose=False)
+            self._llm = load_llama(
+                extra_buffers, model_path=str(model.path), n_ctx=n_ctx, n_threads=n_threads,
+                n_threads_batch=n_threads, n_batch=min(n_batch, n_ctx), n_ubatch=min(n_batch, n_ctx), verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelFileError(f"llama.cpp could not load {model.path}: {exc}", param="model") from exc
         self.n_ctx = self._llm.n_ctx()
@@ -96,8 +106,8 @@ class Engine:
         adapter trained for another base model."""
         import llama_cpp
 
-        from assistant.learn.errors import AdapterMismatchError
-        from assistant.learn.export import read_adapter_metadata
+        from assistant.errors import AdapterMismatchError
+        from assistant.models.adapter_format import read_adapter_metadata
         from assistant.models.gguf_info import read_gguf_info
 
         metadata = read_adapter_metadata(read_gguf_info(path))
@@ -115,6 +125,20 @@ class Engine:
             self.adapter = LoadedAdapter(path.stem, path, metadata, handle)
             self._adapter_on = None  # unknown: force the next request to set it
         return self.adapter
+
+    def unload_adapter(self) -> None:
+        """Take the adapter off this engine (its llama.cpp handle is freed with the model)."""
+        with self._lock:
+            if self.adapter is None:
+                return
+            if self._adapter_on is not False:
+                self._switch_adapter(False)
+            self.adapter = None
+
+    @property
+    def generating(self) -> bool:
+        """A generation (or a logits probe) holds the engine now."""
+        return self._lock.locked()
 
     def _switch_adapter(self, on: bool) -> None:
         """Turn the adapter on or off for the next generation (no model reload); the KV
@@ -258,4 +282,4 @@ class Engine:
         """Model facts for /health and /v1/models."""
         return {"id": self.model.name, "path": str(self.model.path), "n_ctx": self.n_ctx,
                 "adapter": self.adapter.name if self.adapter else None,
-                "n_threads": self.n_threads, "chat_format": self.chat_format.name, **self.model.info.summary()}
+                "n_threads": self.n_threads, "extra_buffers": self.extra_buffers, "chat_format": self.chat_format.name, **self.model.info.summary()}

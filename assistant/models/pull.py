@@ -26,7 +26,7 @@ def pull_model(settings: Settings, repo: str, filename: str, name: Optional[str]
     it replaces anything. OfflineError with one clear line when the hub cannot be reached."""
     if not filename.endswith(".gguf"):
         raise InvalidRequestError(f"'{filename}' is not a .gguf file", param="file")
-    target = settings.models_dir / f"{name or Path(filename).stem}.gguf"
+    target = settings.layout.models / f"{name or Path(filename).stem}.gguf"
     url = hub_file_url(settings.hub_url, repo, filename)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".pull-")

@@ -44,7 +44,7 @@ class CalibrationTable:
 
     @staticmethod
     def path_for(settings: Settings) -> Path:
-        return settings.home / "router" / "calibration.json"
+        return settings.layout.calibration
 
     @classmethod
     def load(cls, settings: Settings) -> Optional["CalibrationTable"]:

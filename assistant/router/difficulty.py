@@ -79,23 +79,33 @@ class Difficulty:
     signal: Optional[RetrievalSignal] = None
 
 
-def request_text(messages: Sequence) -> tuple[str, int]:
-    """The last user turn, extended by the previous user turn when it is a short follow-up;
-    and how many user turns the conversation has."""
-    users = [m.content for m in messages if getattr(m, "role", None) == "user" and m.content]
-    if not users:
-        return "", 0
-    last = users[-1]
-    if len(users) > 1 and (len(_WORD.findall(last)) <= FOLLOW_UP_WORDS or _CONTINUATION.match(last)):
-        return f"{users[-2]} {last}", len(users)
-    return last, len(users)
+@dataclass(frozen=True)
+class Query:
+    """What a conversation asks now, computed once per request: the difficulty reads it,
+    retrieval searches it. A short follow-up ("And the rent?") carries the previous user
+    turn's words, since alone it names nothing to search for."""
+
+    text: str
+    turns: int  # user turns in the conversation
+    follow_up: bool = False  # ``text`` includes the previous user turn
+
+    @classmethod
+    def of(cls, messages: Sequence) -> "Query":
+        """The query of a conversation (objects with ``.role`` and ``.content``)."""
+        users = [m.content for m in messages if getattr(m, "role", None) == "user" and m.content]
+        if not users:
+            return cls("", 0)
+        last = users[-1]
+        if len(users) > 1 and (len(_WORD.findall(last)) <= FOLLOW_UP_WORDS or _CONTINUATION.match(last)):
+            return cls(f"{users[-2]} {last}", len(users), follow_up=True)
+        return cls(last, len(users))
 
 
-def estimate_difficulty(messages: Sequence, signal: Optional[RetrievalSignal] = None) -> Difficulty:
+def estimate_difficulty(query: Query, signal: Optional[RetrievalSignal] = None) -> Difficulty:
     """The level of the conversation's last request (see the module docstring)."""
-    text, turns = request_text(messages)
+    text, turns = query.text, query.turns
     reasons: list[str] = []
-    if turns > 1 and text != (messages[-1].content if messages else ""):
+    if query.follow_up:
         reasons.append("short follow-up: read with the previous turn")
     words = _WORD.findall(text)
     personal = _PERSONAL.search(text)

@@ -18,7 +18,7 @@ from assistant.profiles import DeviceProfile
 from assistant.router.calibration import CalibrationTable, Cell
 from assistant.router.difficulty import Difficulty
 from assistant.router.model_choice import ModelOption, find_option, strongest_chat_model
-from assistant.router.plan import BACKENDS, STRATEGIES, Plan
+from assistant.router.plan import BACKENDS, STRATEGIES, Backend, Plan, Strategy
 
 TIGHT_RAM_BUDGET_MB = 2000  # below this, RAG gets at most MODERATE_PASSAGES and no rag+adapter
 MODERATE_PASSAGES = 3  # one fact needs few passages: the guidelines' "limited history"
@@ -46,38 +46,38 @@ def _check(requested_strategy: str, backend: str) -> None:
         raise InvalidRequestError(f"backend must be one of {', '.join(BACKENDS)}", param="backend")
 
 
-def _require(strategy: str, resources: Resources) -> None:
+def _require(strategy: Strategy, resources: Resources) -> None:
     """Typed errors for a strategy that lacks what it needs (explicit requests only)."""
-    if strategy in ("rag", "rag+adapter") and not resources.has_index:
+    if strategy.retrieves and not resources.has_index:
         raise InvalidRequestError("strategy 'rag' needs indexed notes: run 'assistant personalize PATH' first",
                                   param="strategy", code="no_index")
-    if strategy in ("adapter", "rag+adapter") and not resources.adapter_name:
+    if strategy.uses_adapter and not resources.adapter_name:
         why = resources.adapter_error or "no adapter is trained for this model: run 'assistant learn' first"
         raise InvalidRequestError(f"strategy '{strategy}' needs an adapter: {why}", param="strategy",
                                   code="no_adapter")
 
 
 def _default_strategy(level: str, profile: DeviceProfile, resources: Resources, confident: bool,
-                      adapter_here: bool) -> tuple[str, str]:
+                      adapter_here: bool) -> tuple[Strategy, str]:
     """(strategy, reason) by the guidelines, given what exists."""
     index, adapter = resources.has_index, adapter_here
     if level == "unknown":
-        return ("rag", "notes are indexed, retrieving") if index else ("base", "no notes indexed")
+        return (Strategy.RAG, "notes are indexed, retrieving") if index else (Strategy.BASE, "no notes indexed")
     if level == "general":
-        return "base", "general request: no personal data needed, base model"
+        return Strategy.BASE, "general request: no personal data needed, base model"
     if level == "easy":
         if adapter and index and confident and not is_tight(profile):
-            return "rag+adapter", "easy request: the adapter for labels/style, and the notes match confidently"
+            return Strategy.RAG_ADAPTER, "easy request: the adapter for labels/style, and the notes match confidently"
         if adapter:
-            return "adapter", "easy request: label/style-like tasks are served well by the small adapter"
-        return ("rag", "easy request, no adapter: retrieving instead") if index else \
-            ("base", "easy request, but no adapter and no notes")
+            return Strategy.ADAPTER, "easy request: label/style-like tasks are served well by the small adapter"
+        return (Strategy.RAG, "easy request, no adapter: retrieving instead") if index else \
+            (Strategy.BASE, "easy request, but no adapter and no notes")
     if not index:
-        return ("adapter", f"{level} request, no notes indexed: the adapter is all there is") if adapter else \
-            ("base", f"{level} request, but no notes indexed and no adapter")
+        return (Strategy.ADAPTER, f"{level} request, no notes indexed: the adapter is all there is") if adapter else \
+            (Strategy.BASE, f"{level} request, but no notes indexed and no adapter")
     if level == "hard" and adapter and not is_tight(profile):
-        return "rag+adapter", "hard request: retrieval for the facts plus the adapter, the device has room"
-    return "rag", f"{level} request: retrieval with the strongest model that fits (the guidelines)"
+        return Strategy.RAG_ADAPTER, "hard request: retrieval for the facts plus the adapter, the device has room"
+    return Strategy.RAG, f"{level} request: retrieval with the strongest model that fits (the guidelines)"
 
 
 def decide(requested_strategy: str, backend: str, model_name: str, profile: DeviceProfile,
@@ -93,14 +93,14 @@ def decide(requested_strategy: str, backend: str, model_name: str, profile: Devi
     reasons = [f"difficulty {level}: {'; '.join(reasons)}"] if reasons else []
     adapter_model = resources.adapter_model or model_name
     model, source = model_name, "defaults"
-    if requested_strategy != "auto":
-        strategy, source = requested_strategy, "request"
+    if requested_strategy != Strategy.AUTO:
+        strategy, source = Strategy(requested_strategy), "request"
         reasons.append(f"strategy '{strategy}' requested")
         _require(strategy, resources)
     else:
         cell = _calibrated(calibration, level, model_name, profile, resources, models, model_explicit)
         if cell is not None:
-            strategy, model, source = cell.strategy, cell.model, "calibration"
+            strategy, model, source = Strategy(cell.strategy), cell.model, "calibration"
             reasons.append(f"calibration: {cell.strategy} on {cell.model} scored {cell.accuracy:.2f} in "
                            f"{cell.mean_latency_s:.2f} s over {cell.n} {level} probes on this device")
         else:
@@ -116,14 +116,14 @@ def decide(requested_strategy: str, backend: str, model_name: str, profile: Devi
     if model != model_name:
         reasons.append(f"model switch: {model_name} -> {model}")
     k = 0
-    if strategy in ("rag", "rag+adapter"):
+    if strategy.retrieves:
         k = profile.rag_passages
         if source != "request" and (level == "moderate" or is_tight(profile)):
             k = min(k, MODERATE_PASSAGES)
         reasons.append(f"profile '{profile.name}': {k} passages of up to {profile.rag_passage_tokens} tokens")
     return Plan(strategy=strategy, difficulty=level, model=model,
-                adapter=resources.adapter_name if "adapter" in strategy else None,
-                k=k, backend=backend, reasons=reasons, max_context=profile.max_context,
+                adapter=resources.adapter_name if strategy.uses_adapter else None,
+                k=k, backend=Backend(backend), reasons=reasons, max_context=profile.max_context,
                 passage_tokens=profile.rag_passage_tokens if k else 0, source=source)
 
 
@@ -135,17 +135,18 @@ def _calibrated(calibration: Optional[CalibrationTable], level: str, model_name:
     adapter_model = resources.adapter_model or model_name
 
     def usable(cell: Cell) -> bool:
-        if cell.strategy not in STRATEGIES or cell.strategy == "auto":
+        if cell.strategy not in STRATEGIES or cell.strategy == Strategy.AUTO:
             return False
+        strategy = Strategy(cell.strategy)
         if model_explicit and cell.model != model_name:
             return False
         if cell.model != model_name:
             option = find_option(models, cell.model)
             if option is None or not option.fits:
                 return False
-        if "rag" in cell.strategy and not resources.has_index:
+        if strategy.retrieves and not resources.has_index:
             return False
-        if "adapter" in cell.strategy and not (resources.adapter_name and cell.model == adapter_model):
+        if strategy.uses_adapter and not (resources.adapter_name and cell.model == adapter_model):
             return False
         return True
 

@@ -18,9 +18,10 @@ from assistant.settings import Settings
 def create_app(settings: Settings, load_in_background: bool = True) -> FastAPI:
     """Build the app. The model loads in a background thread at start-up, so ``/health``
     answers 503 while loading and 200 once ready."""
-    # Workers for generation and preparation: one running, queue_size waiting, one spare
-    # so /health-like work is never starved.
-    executor = ThreadPoolExecutor(max_workers=settings.queue_size + 2, thread_name_prefix="generate")
+    # Every admitted request holds a worker for its whole life (waiting its turn included):
+    # one running and queue_size waiting, plus spares so that a request beyond capacity is
+    # refused at once and embeddings are never starved.
+    executor = ThreadPoolExecutor(max_workers=settings.queue_size + 5, thread_name_prefix="request")
     state = ServerState(settings=settings, executor=executor)
 
     @asynccontextmanager

@@ -5,23 +5,16 @@ import asyncio
 import base64
 import hmac
 import struct
-import json
-import threading
 import time
-import uuid
-from typing import AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from assistant.errors import AuthenticationError, InvalidRequestError, ModelNotFoundError
 from assistant.models.catalog import catalog_entries
-from assistant.models.chat_format import ChatMessage
-from assistant.models.generation import GenerationStats, SamplingParams, TextPiece
-from assistant.orchestrator import AskRequest, PreparedAnswer
+from assistant.server import chat
 from assistant.server.schemas import ChatCompletionRequest, EmbeddingRequest
 from assistant.server.state import ServerState
-from assistant.server.streaming import iterate_in_thread
 
 
 def server_state(request: Request) -> ServerState:
@@ -57,7 +50,9 @@ def health(request: Request) -> JSONResponse:
                                                                     "loaded": False},
                          "loaded_models": list(assistant.pool.loaded()),
                          "requests_in_progress": assistant.gate.inside,
-                         "cancelled_generations": assistant.cancelled_generations})
+                         "requests_waiting": assistant.gate.waiting,
+                         "cancelled_generations": assistant.cancelled_generations,
+                         "abandoned_in_queue": assistant.abandoned_in_queue})
 
 
 @v1.get("/models")
@@ -74,104 +69,10 @@ def list_models(request: Request) -> dict:
     return {"object": "list", "data": data}
 
 
-def _ask_request(body: ChatCompletionRequest) -> AskRequest:
-    sampling = SamplingParams(
-        max_tokens=body.max_completion_tokens or body.max_tokens,
-        temperature=0.7 if body.temperature is None else body.temperature,
-        top_p=0.95 if body.top_p is None else body.top_p,
-        stop=body.stop_list(), seed=body.seed, logit_bias=tuple((body.logit_bias or {}).items()))
-    messages = [ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
-                for m in body.messages]
-    return AskRequest(messages=messages, model=body.model, strategy=body.strategy, backend=body.backend,
-                      sampling=sampling)
-
-
-def _usage(stats: GenerationStats) -> dict:
-    return {"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
-            "total_tokens": stats.total_tokens}
-
-
-def _finish_reason(stats: GenerationStats) -> str:
-    return "length" if stats.finish_reason == "length" else "stop"
-
-
 @v1.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request):
-    """OpenAI chat completions, plus ``plan`` and ``sources``."""
-    state = server_state(request)
-    assistant = state.require_assistant()
-    loop = asyncio.get_running_loop()
-    assistant.gate.enter()  # 503 + Retry-After when too many are in
-    try:
-        prepared = await loop.run_in_executor(state.executor, assistant.prepare, _ask_request(body))
-    except BaseException:
-        assistant.gate.leave()
-        raise
-    cancel = threading.Event()
-    events = iterate_in_thread(lambda: assistant.stream(prepared, cancel), state.executor, cancel,
-                               on_done=assistant.gate.leave)
-    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(_sse(completion_id, prepared, events, include_usage),
-                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-    return await _complete(completion_id, prepared, events, request, cancel)
-
-
-async def _complete(completion_id: str, prepared: PreparedAnswer, events: AsyncIterator, request: Request,
-                    cancel: threading.Event) -> JSONResponse:
-    """Collect the whole answer; a client that disconnects meanwhile stops the generation."""
-
-    async def watch_disconnect() -> None:
-        while not cancel.is_set():
-            if await request.is_disconnected():
-                cancel.set()
-                return
-            await asyncio.sleep(0.25)
-
-    watcher = asyncio.create_task(watch_disconnect())
-    parts, stats = [], None
-    try:
-        async for event in events:
-            if isinstance(event, TextPiece):
-                parts.append(event.text)
-            elif isinstance(event, GenerationStats):
-                stats = event
-    finally:
-        watcher.cancel()
-    return JSONResponse({
-        "id": completion_id, "object": "chat.completion", "created": int(time.time()),
-        "model": prepared.plan.model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(parts)},
-                     "finish_reason": _finish_reason(stats), "logprobs": None}],
-        "usage": _usage(stats), "plan": prepared.plan.as_dict(), "sources": prepared.sources,
-        "timings": {"time_to_first_token_s": stats.time_to_first_token_s, "total_s": stats.total_s,
-                    "decode_tokens_per_s": stats.decode_tokens_per_s},
-    })
-
-
-def _chunk(completion_id: str, created: int, model: str, delta: dict, finish_reason=None, **extra) -> str:
-    payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-               "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}], **extra}
-    return f"data: {json.dumps(payload)}\n\n"
-
-
-async def _sse(completion_id: str, prepared: PreparedAnswer, events: AsyncIterator,
-               include_usage: bool) -> AsyncIterator[str]:
-    """OpenAI's chunk stream; ``plan`` and ``sources`` travel on the first chunk; ends ``[DONE]``."""
-    created, model = int(time.time()), prepared.plan.model
-    yield _chunk(completion_id, created, model, {"role": "assistant", "content": ""},
-                 plan=prepared.plan.as_dict(), sources=prepared.sources)
-    async for event in events:
-        if isinstance(event, TextPiece):
-            yield _chunk(completion_id, created, model, {"content": event.text})
-        elif isinstance(event, GenerationStats):
-            yield _chunk(completion_id, created, model, {}, finish_reason=_finish_reason(event))
-            if include_usage:
-                usage_chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                               "model": model, "choices": [], "usage": _usage(event)}
-                yield f"data: {json.dumps(usage_chunk)}\n\n"
-    yield "data: [DONE]\n\n"
+    """OpenAI chat completions, plus ``plan`` and ``sources`` (see ``server/chat.py``)."""
+    return await chat.chat_completions(body, request, server_state(request))
 
 
 @v1.post("/embeddings")

@@ -55,6 +55,15 @@ class ChatCompletionRequest(BaseModel):
     strategy: Literal[STRATEGIES] = "auto"  # type: ignore[valid-type]
     backend: Literal[BACKENDS] = "cpu"  # type: ignore[valid-type]
 
+    @field_validator("model")
+    @classmethod
+    def _catalog_name_only(cls, value):
+        # Over HTTP a model is a catalog name: a path would let any client make the server
+        # load any file on its disk.
+        if value is not None and ("/" in value or "\\" in value or value.lower().endswith(".gguf")):
+            raise ValueError("must be a catalog model name (see GET /v1/models) or 'default', not a file path")
+        return value
+
     @field_validator("stop")
     @classmethod
     def _at_most_four_stops(cls, value):

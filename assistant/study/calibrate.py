@@ -12,9 +12,10 @@ from typing import Callable, Optional, Sequence
 from assistant.errors import AssistantError
 from assistant.learn.data import read_chunks
 from assistant.models.chat_format import ChatMessage
-from assistant.models.generation import SamplingParams, TextPiece
+from assistant.models.generation import SamplingParams
 from assistant.profiles import DeviceProfile
 from assistant.router.calibration import CalibrationTable, Cell
+from assistant.router.plan import Strategy
 from assistant.settings import Settings
 from assistant.study.probes import Probe, build_probes, score
 
@@ -22,38 +23,36 @@ log = logging.getLogger(__name__)
 
 PROBES_PER_LEVEL = 4
 ANSWER_TOKENS = {"general": 24, "easy": 24, "moderate": 32, "hard": 96}
-NO_CHAT_STRATEGIES = ("base", "rag")  # what a model other than the served one is measured with
+NO_CHAT_STRATEGIES = (Strategy.BASE, Strategy.RAG)  # what a model other than the served one is measured with
 
 
 def open_assistant(settings: Settings, profile: DeviceProfile):
-    """A real Assistant on ``profile`` with the active adapter attached."""
+    """A real Assistant on ``profile``; its pool attaches the active adapter."""
     from assistant.models.pool import ModelPool
     from assistant.orchestrator import Assistant
 
     pool = ModelPool(settings, profile)
-    assistant = Assistant(settings, profile, pool)
-    assistant.attach_active_adapter(pool.get())
-    return assistant
+    pool.get()
+    return Assistant(settings, profile, pool)
 
 
 def answer(assistant, probe: Probe, strategy: str, model: Optional[str] = None) -> tuple[str, float]:
-    """The answer text and the wall time of prepare + generate (retrieval included)."""
+    """The answer text and the wall time of ``Assistant.answer`` (retrieval included)."""
     from assistant.orchestrator import AskRequest
 
     started = time.perf_counter()
-    request = AskRequest(messages=[ChatMessage("user", probe.question)], strategy=strategy, model=model,
+    request = AskRequest(messages=[ChatMessage("user", probe.question)], strategy=Strategy(strategy), model=model,
                          sampling=SamplingParams(max_tokens=ANSWER_TOKENS[probe.level], temperature=0.0, seed=0))
-    prepared = assistant.prepare(request)
-    text = "".join(e.text for e in assistant.stream(prepared) if isinstance(e, TextPiece))
+    text = assistant.answer(request).text
     return text, time.perf_counter() - started
 
 
 def feasible_strategies(assistant) -> list[str]:
     """The strategies this device can run now (index? adapter?)."""
     resources = assistant.resources(assistant.pool.get())
-    strategies = ["base"] + (["rag"] if resources.has_index else [])
+    strategies = [Strategy.BASE] + ([Strategy.RAG] if resources.has_index else [])
     if resources.adapter_name:
-        strategies += ["adapter"] + (["rag+adapter"] if resources.has_index else [])
+        strategies += [Strategy.ADAPTER] + ([Strategy.RAG_ADAPTER] if resources.has_index else [])
     return strategies
 
 
@@ -68,7 +67,7 @@ def run_calibration(settings: Settings, profile: DeviceProfile, probes_per_level
     served = assistant.pool.default_name
     runs = [(s, served) for s in feasible_strategies(assistant)]
     runs += [(s, m) for m in extra_models if m != served for s in NO_CHAT_STRATEGIES
-             if s == "base" or assistant.resources(assistant.pool.get()).has_index]
+             if s == Strategy.BASE or assistant.resources(assistant.pool.get()).has_index]
     results: dict[tuple[str, str, str], list[tuple[float, float]]] = defaultdict(list)
     total, done = len(probes) * len(runs), 0
     for probe in probes:
@@ -83,7 +82,7 @@ def run_calibration(settings: Settings, profile: DeviceProfile, probes_per_level
             if on_progress:
                 on_progress({"done": done, "total": total, "level": probe.level, "strategy": strategy,
                              "model": model})
-    cells = [Cell(level, strategy, model, len(values), sum(v[0] for v in values) / len(values),
+    cells = [Cell(level, str(strategy), model, len(values), sum(v[0] for v in values) / len(values),
                   sum(v[1] for v in values) / len(values))
              for (level, strategy, model), values in results.items()]
     adapter = assistant.pool.get().adapter

@@ -86,7 +86,7 @@ def plots(rows: Sequence[StudyRow], folder: Path) -> list[Path]:
 
     ok, written = _ok(rows), []
     levels = [l for l in ("easy", "moderate", "hard") if any(r.difficulty == l for r in ok)]
-    methods = [m for m in ("none", "rag", "adapter", "rag+adapter") if any(r.method == m for r in ok)]
+    methods = [m for m in ("base", "rag", "adapter", "rag+adapter") if any(r.method == m for r in ok)]
 
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.8 / max(len(methods), 1)

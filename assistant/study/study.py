@@ -1,5 +1,5 @@
 """The trade-off study of the edge-deployment guidelines, on this device and these notes:
-learning method {none, rag, adapter, rag+adapter} x data amount x model x compression
+learning method {base, rag, adapter, rag+adapter} (the router's strategies) x data amount x model x compression
 {shipped, lower-bit requantization} x training budget {short, long} x difficulty.
 
 Work happens in ``$ASSISTANT_HOME/reports/study-work`` (a copy of the index database,
@@ -12,27 +12,29 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from assistant.knowledge.base import KnowledgeBase
-from assistant.knowledge.rag_prompt import build_rag_messages
+from assistant.knowledge.snapshot import backup_index_to
+from assistant.layout import HomeLayout
 from assistant.learn.data import read_chunks, split_by_document
 from assistant.models.catalog import GEMMA_FILE, resolve_model
 from assistant.models.chat_format import ChatMessage
-from assistant.models.generation import SamplingParams, TextPiece
+from assistant.models.generation import SamplingParams
+from assistant.orchestrator import AskRequest, Assistant
 from assistant.models.quantize import lower_bit_variant, quantized_variant
 from assistant.profiles import DeviceProfile
+from assistant.router.plan import Strategy
 from assistant.settings import Settings
 from assistant.study.calibrate import ANSWER_TOKENS
 from assistant.study.probes import Probe, build_probes, score
 
 log = logging.getLogger(__name__)
 
-METHODS = ("none", "rag", "adapter", "rag+adapter")
+METHODS = tuple(s.value for s in Strategy if s != Strategy.AUTO)  # base, rag, adapter, rag+adapter
 STUDY_CONTEXT = 1024  # tokens: enough for a few passages and a short answer
 
 
@@ -93,20 +95,13 @@ class StudyRow:
 def prepare_workdir(settings: Settings) -> Settings:
     """Settings for the study's own home: a consistent copy of the index database and
     links to already assembled catalog files (never a second 250 MB copy)."""
-    work = Settings(home=settings.home / "reports" / "study-work", profiles_dir=settings.profiles_dir,
+    work = Settings(home=settings.layout.study_work, profiles_dir=settings.profiles_dir,
                     n_ctx=settings.n_ctx, n_threads=settings.n_threads)
-    source = settings.home / "knowledge" / "index.sqlite"
-    target = work.home / "knowledge" / "index.sqlite"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    src, dst = sqlite3.connect(f"file:{source}?mode=ro", uri=True), sqlite3.connect(target)
-    with dst:
-        src.backup(dst)
-    src.close()
-    dst.close()
-    work.models_dir.mkdir(parents=True, exist_ok=True)
+    backup_index_to(settings, work)
+    work.layout.models.mkdir(parents=True, exist_ok=True)
     for name in (GEMMA_FILE, GEMMA_FILE + ".sha256"):
-        if (settings.models_dir / name).is_file() and not (work.models_dir / name).exists():
-            (work.models_dir / name).symlink_to(settings.models_dir / name)
+        if (settings.layout.models / name).is_file() and not (work.layout.models / name).exists():
+            (work.layout.models / name).symlink_to(settings.layout.models / name)
     return work
 
 
@@ -133,28 +128,93 @@ def study_probes(work: Settings, grid: StudyGrid) -> tuple[list[Probe], dict[int
 
 
 class Evaluator:
-    """Answers probes with one engine, for a method, retrieving only from allowed notes."""
+    """Answers probes through ``Assistant.ask`` (what is served is what is measured) with
+    one model and method, retrieving only from the allowed notes."""
 
-    def __init__(self, engine, knowledge: KnowledgeBase, grid: StudyGrid):
-        self.engine, self.knowledge, self.grid = engine, knowledge, grid
+    def __init__(self, assistant: Assistant, model: str, grid: StudyGrid):
+        self.assistant, self.model, self.grid = assistant, model, grid
 
     def run(self, probes: Sequence[Probe], method: str, allowed: set[str]) -> dict[str, tuple[int, float, float]]:
         """difficulty -> (n, mean score, mean latency)."""
         by_level: dict[str, list[tuple[float, float]]] = {}
         for probe in probes:
+            request = AskRequest(
+                messages=[ChatMessage("user", probe.question)], model=self.model, strategy=Strategy(method),
+                sampling=SamplingParams(max_tokens=ANSWER_TOKENS[probe.level], temperature=0.0, seed=0),
+                allowed_paths=frozenset(allowed), k=self.grid.rag_passages, passage_tokens=self.grid.rag_passage_tokens)
             started = time.perf_counter()
-            messages = [ChatMessage("user", probe.question)]
-            if "rag" in method:
-                found = [p for p in self.knowledge.search(probe.question, 20) if p.path in allowed]
-                messages, _ = build_rag_messages(messages, found[: self.grid.rag_passages],
-                                                 lambda t: len(self.engine.tokenize(t)), self.grid.rag_passage_tokens,
-                                                 self.engine.n_ctx - ANSWER_TOKENS[probe.level])
-            params = SamplingParams(max_tokens=ANSWER_TOKENS[probe.level], temperature=0.0, seed=0)
-            prompt = self.engine.chat_prompt(messages, params, use_adapter="adapter" in method)
-            text = "".join(e.text for e in self.engine.generate(prompt) if isinstance(e, TextPiece))
+            text = self.assistant.answer(request).text
             by_level.setdefault(probe.level, []).append((score(probe, text), time.perf_counter() - started))
         return {level: (len(v), sum(s for s, _ in v) / len(v), sum(t for _, t in v) / len(v))
                 for level, v in by_level.items()}
+
+
+class _StudyRun:
+    """The grid's cells, one model variant at a time; rows accumulate in ``rows``."""
+
+    def __init__(self, work: Settings, profile: DeviceProfile, grid: StudyGrid, assistant: Assistant,
+                 on_progress: Optional[Callable[[str], None]]):
+        self.work, self.profile, self.grid, self.assistant = work, profile, grid, assistant
+        self.tick = on_progress or (lambda _label: None)
+        self.probes, self.kept = study_probes(work, grid)
+        self.all_notes = set().union(*self.kept.values()) if self.kept else set()
+        self.adapter_methods = [m for m in grid.methods if Strategy(m).uses_adapter]
+        self.rows: list[StudyRow] = []
+
+    def add(self, variant: tuple[str, str, str], method: str, pct: int, budget: str, budget_s: float,
+            results: dict, train: Optional[dict] = None, status: str = "ok") -> None:
+        model, compression, quantization = variant
+        for level in self.grid.levels:
+            n, accuracy, latency = results.get(level, (0, float("nan"), float("nan")))
+            self.rows.append(StudyRow(model, compression, quantization, method, pct, budget, budget_s, level, n,
+                                      accuracy, latency, status=status, **(train or {})))
+
+    def run_variant(self, model: str, compression: str) -> None:
+        """Every method, data amount and budget on ``model`` at ``compression``."""
+        try:
+            name, quantization = model_variant(self.work, model, compression, self.profile.effective_threads())
+            self.assistant.pool.get(name)
+        except Exception as exc:  # noqa: BLE001 - a model missing here is a row, not a crash
+            log.warning("study: %s/%s unavailable: %s", model, compression, exc)
+            for method in self.grid.methods:
+                self.add((model, compression, "-"), method, 100, "-", 0.0, {}, status=f"unavailable: {exc}")
+            self.tick(f"{model}/{compression} unavailable")
+            return
+        variant, evaluator = (model, compression, quantization), Evaluator(self.assistant, name, self.grid)
+        if Strategy.BASE in self.grid.methods:
+            self.add(variant, Strategy.BASE, 0, "-", 0.0, evaluator.run(self.probes, Strategy.BASE, self.all_notes))
+            self.tick(f"{model}/{compression} base")
+        for pct in self.grid.data_pcts:
+            if Strategy.RAG in self.grid.methods:
+                self.add(variant, Strategy.RAG, pct, "-", 0.0, evaluator.run(self.probes, Strategy.RAG, self.kept[pct]))
+                self.tick(f"{model}/{compression} rag {pct}%")
+            for budget, seconds in self.grid.budgets.items() if self.adapter_methods else []:
+                self.run_budget(variant, name, evaluator, pct, budget, seconds)
+
+    def run_budget(self, variant: tuple[str, str, str], name: str, evaluator: Evaluator, pct: int, budget: str,
+                   seconds: float) -> None:
+        """Train an adapter on ``pct``% of the notes for ``seconds`` (it becomes the work
+        home's active adapter, which the pool attaches), then measure the adapter methods."""
+        from assistant.learn.pipeline import learn
+        from assistant.learn.train import TrainConfig
+
+        grid, label = self.grid, f"{variant[0]}/{variant[1]} {pct}% {budget}"
+        config = TrainConfig(rank=grid.rank, alpha=grid.alpha, target_modules=("q_proj", "v_proj"), budget_s=seconds,
+                             batch_size=2, max_tokens=grid.max_tokens, evaluations=4, max_validation_examples=6)
+        try:
+            result = learn(self.work, self.profile, name, data_fraction=pct / 100, activate=True, config=config).result
+        except Exception as exc:  # noqa: BLE001 - e.g. transformers cannot load this GGUF
+            log.warning("study: training %s at %d%% failed: %s", name, pct, exc)
+            for method in self.adapter_methods:
+                self.add(variant, method, pct, budget, seconds, {}, status=f"training failed: {str(exc)[:120]}")
+            self.tick(f"{label}: training failed")
+            return
+        train = {"train_s": round(result.train_seconds, 1), "steps": result.steps,
+                 "val_loss": result.best_val_loss, "initial_val_loss": result.initial_val_loss}
+        self.tick(f"{label} trained")
+        for method in self.adapter_methods:
+            self.add(variant, method, pct, budget, seconds, evaluator.run(self.probes, method, self.kept[pct]), train)
+            self.tick(f"{label} {method}")
 
 
 def run_study(settings: Settings, profile: DeviceProfile, grid: StudyGrid,
@@ -162,77 +222,26 @@ def run_study(settings: Settings, profile: DeviceProfile, grid: StudyGrid,
     """Run the grid; one row per (model, compression, method, data, budget, difficulty).
     A cell that cannot run here (a model that cannot be trained, a missing package) is
     kept as a row with its ``status`` saying why."""
-    from assistant.learn.pipeline import learn
-    from assistant.learn.train import TrainConfig
-    from assistant.models.engine import Engine
+    from assistant.models.pool import ModelPool
 
-    work = prepare_workdir(settings)
-    threads = profile.effective_threads()
-    probes, kept = study_probes(work, grid)
-    all_notes = set().union(*kept.values()) if kept else set()
-    knowledge = KnowledgeBase.open(settings, n_threads=threads)
-    rows: list[StudyRow] = []
-    tick = on_progress or (lambda _label: None)
-    adapter_methods = [m for m in grid.methods if "adapter" in m]
-
-    def add(model, compression, quantization, method, pct, budget, budget_s, results, train=None, status="ok"):
-        for level in grid.levels:
-            n, accuracy, latency = results.get(level, (0, float("nan"), float("nan")))
-            rows.append(StudyRow(model, compression, quantization, method, pct, budget, budget_s, level, n,
-                                 accuracy, latency, status=status, **(train or {})))
-
-    for model in grid.models:
-        for compression in grid.compressions:
-            try:
-                name, quantization = model_variant(work, model, compression, threads)
-                resolved = resolve_model(name, work)
-                engine = Engine(resolved, min(STUDY_CONTEXT, resolved.info.context_length), threads)
-            except Exception as exc:  # noqa: BLE001 - a model missing here is a row, not a crash
-                log.warning("study: %s/%s unavailable: %s", model, compression, exc)
-                for method in grid.methods:
-                    add(model, compression, "-", method, 100, "-", 0.0, {}, status=f"unavailable: {exc}")
-                tick(f"{model}/{compression} unavailable")
-                continue
-            evaluator = Evaluator(engine, knowledge, grid)
-            if "none" in grid.methods:
-                add(model, compression, quantization, "none", 0, "-", 0.0, evaluator.run(probes, "none", all_notes))
-                tick(f"{model}/{compression} none")
-            for pct in grid.data_pcts:
-                if "rag" in grid.methods:
-                    add(model, compression, quantization, "rag", pct, "-", 0.0, evaluator.run(probes, "rag", kept[pct]))
-                    tick(f"{model}/{compression} rag {pct}%")
-                for budget, seconds in grid.budgets.items() if adapter_methods else []:
-                    config = TrainConfig(rank=grid.rank, alpha=grid.alpha, target_modules=("q_proj", "v_proj"),
-                                         budget_s=seconds, batch_size=2, max_tokens=grid.max_tokens,
-                                         evaluations=4, max_validation_examples=6)
-                    try:
-                        outcome = learn(work, profile, name, data_fraction=pct / 100, activate=False, config=config)
-                        engine.load_adapter(outcome.adapter_path)
-                    except Exception as exc:  # noqa: BLE001 - e.g. transformers cannot load this GGUF
-                        log.warning("study: training %s at %d%% failed: %s", name, pct, exc)
-                        for method in adapter_methods:
-                            add(model, compression, quantization, method, pct, budget, seconds, {},
-                                status=f"training failed: {str(exc)[:120]}")
-                        tick(f"{model}/{compression} {pct}% {budget}: training failed")
-                        continue
-                    result = outcome.result
-                    train = {"train_s": round(result.train_seconds, 1), "steps": result.steps,
-                             "val_loss": result.best_val_loss, "initial_val_loss": result.initial_val_loss}
-                    tick(f"{model}/{compression} trained {pct}% {budget}")
-                    for method in adapter_methods:
-                        add(model, compression, quantization, method, pct, budget, seconds,
-                            evaluator.run(probes, method, kept[pct]), train)
-                        tick(f"{model}/{compression} {method} {pct}% {budget}")
-            del engine, evaluator
-    knowledge.close()
-    return rows
+    work = prepare_workdir(settings).model_copy(update={"n_ctx": STUDY_CONTEXT})
+    knowledge = KnowledgeBase.open(settings, n_threads=profile.effective_threads())
+    try:
+        run = _StudyRun(work, profile, grid, Assistant(work, profile, ModelPool(work, profile), knowledge),
+                        on_progress)
+        for model in grid.models:
+            for compression in grid.compressions:
+                run.run_variant(model, compression)
+    finally:
+        knowledge.close()
+    return run.rows
 
 
 def step_count(grid: StudyGrid) -> int:
     """Progress ticks ``run_study`` makes (for the progress bar)."""
-    adapter_methods = len([m for m in grid.methods if "adapter" in m])
+    adapter_methods = len([m for m in grid.methods if Strategy(m).uses_adapter])
     per_data = ("rag" in grid.methods) + (len(grid.budgets) * (1 + adapter_methods) if adapter_methods else 0)
-    return len(grid.models) * len(grid.compressions) * (("none" in grid.methods) + len(grid.data_pcts) * per_data)
+    return len(grid.models) * len(grid.compressions) * ((Strategy.BASE in grid.methods) + len(grid.data_pcts) * per_data)
 
 
 def rows_as_dicts(rows: Sequence[StudyRow]) -> list[dict]:
@@ -241,8 +250,8 @@ def rows_as_dicts(rows: Sequence[StudyRow]) -> list[dict]:
 
 def clean_workdir(settings: Settings) -> None:
     """Remove the study's adapters (the variants are kept: they are slow to make)."""
-    shutil.rmtree(settings.home / "reports" / "study-work" / "adapters", ignore_errors=True)
+    shutil.rmtree(HomeLayout(workdir(settings)).adapters, ignore_errors=True)
 
 
 def workdir(settings: Settings) -> Path:
-    return settings.home / "reports" / "study-work"
+    return settings.layout.study_work

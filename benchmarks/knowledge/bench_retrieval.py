@@ -91,7 +91,7 @@ def answer_metrics(kb: KnowledgeBase, questions: list[dict], settings: Settings,
         ok = any(contains_fact(text, e) for e in row["expected"])
         contained += ok
         rows.append({"question": row["question"], "answer": text, "ok": ok,
-                     "top_source": sources[0]["path"].rsplit("/", 1)[-1] if sources else None})
+                     "top_source": sources[0].path.rsplit("/", 1)[-1] if sources else None})
     return {"questions": len(questions), "containment": contained / len(questions),
             "seconds_per_answer": (time.perf_counter() - started) / len(questions), "answers": rows}
 

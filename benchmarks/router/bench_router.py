@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from assistant.models.chat_format import ChatMessage  # noqa: E402
-from assistant.models.generation import SamplingParams, TextPiece  # noqa: E402
+from assistant.models.generation import SamplingParams  # noqa: E402
 from assistant.study.probes import Probe, score  # noqa: E402
 
 EVAL = ROOT / "benchmarks" / "knowledge" / "eval"
@@ -85,13 +85,12 @@ def measure(assistant, items: list[Probe]) -> dict:
             request = AskRequest(messages=[ChatMessage("user", item.question)], strategy=strategy,
                                  sampling=SamplingParams(max_tokens=ANSWER_TOKENS[item.level], temperature=0.0, seed=0))
             try:
-                prepared = assistant.prepare(request)
+                answer = assistant.answer(request)
             except AssistantError:
                 continue  # e.g. no adapter: that fixed strategy is absent here
-            text = "".join(e.text for e in assistant.stream(prepared) if isinstance(e, TextPiece))
-            cells[(item.level, strategy)].append((score(item, text), time.perf_counter() - started))
+            cells[(item.level, strategy)].append((score(item, answer.text), time.perf_counter() - started))
             if strategy == "auto":
-                chosen[item.level][f"{prepared.plan.strategy}/{prepared.plan.difficulty}"] += 1
+                chosen[item.level][f"{answer.plan.strategy}/{answer.plan.difficulty}"] += 1
     table = {f"{level}|{strategy}": {"n": len(v), "accuracy": sum(s for s, _ in v) / len(v),
                                      "latency_s": sum(t for _, t in v) / len(v)}
              for (level, strategy), v in cells.items()}

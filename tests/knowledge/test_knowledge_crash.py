@@ -12,6 +12,9 @@ import time
 from assistant.knowledge.base import KnowledgeBase
 from assistant.knowledge.indexer import Indexer
 from knowledge_helpers import index_state, write
+import pytest
+
+pytestmark = pytest.mark.slow  # long: skipped by `make test-fast`, run by `make test`
 
 # A real personalize run, with checkpoints every 0.3 s so that kills land both between
 # and inside checkpoints (the CLI checkpoints every 60 s).

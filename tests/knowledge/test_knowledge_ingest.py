@@ -87,7 +87,7 @@ def test_indexed_content_is_searchable_and_invisible_text_is_not(messy):
 def _run_without_dac_override(args: list[str], env: dict) -> subprocess.CompletedProcess:
     """Tests run as root, and root reads any file whatever its mode; dropping the
     capabilities that let it (DAC override/read-search) makes chmod 000 bite again."""
-    command = [sys.executable, "-m", "assistant.knowledge.cli_personalize", *args]
+    command = [sys.executable, "-m", "assistant.commands.personalize", *args]
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
@@ -110,7 +110,7 @@ def test_a_file_without_read_permission_is_skipped_not_fatal(notes, settings):
 
 
 def test_missing_path_is_a_clear_error(settings, tmp_path, capsys):
-    from assistant.knowledge.cli_personalize import main
+    from assistant.commands.personalize import main
     from assistant.knowledge.errors import SourceNotFoundError
 
     with pytest.raises(SourceNotFoundError, match="no such file or folder"):

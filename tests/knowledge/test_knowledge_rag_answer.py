@@ -44,9 +44,9 @@ def test_default_model_answers_from_the_right_passage(indexed_eval_notes, engine
     messages, sources = build_rag_messages([ChatMessage("user", question)], passages,
                                            lambda text: len(engine.tokenize(text)),
                                            profile.rag_passage_tokens, engine.n_ctx - 64)
-    assert sources and sources[0]["path"] == str(notes / note)
-    assert set(sources[0]) == {"path", "heading", "start_line", "end_line", "score"}
-    assert 1 <= sources[0]["start_line"] <= sources[0]["end_line"]
+    assert sources and sources[0].path == str(notes / note)
+    assert set(sources[0].as_dict()) == {"path", "heading", "start_line", "end_line", "score"}
+    assert 1 <= sources[0].start_line <= sources[0].end_line
     assert len(engine.tokenize(engine.render_chat(messages))) <= engine.n_ctx - 64
     params = SamplingParams(max_tokens=48, temperature=0.0, seed=0)
     answer = "".join(e.text for e in engine.chat(messages, params) if isinstance(e, TextPiece))

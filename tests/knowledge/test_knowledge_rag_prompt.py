@@ -31,7 +31,7 @@ def test_passages_are_numbered_and_sources_match_them(engine):
     assert "[2] (note2.md, Heading 2)\nMy car is a Honda." in system
     assert system.index("[2]") < system.index("[1]")  # the best passage last, nearest the question
     assert messages[1] == question[0]  # the question goes in exactly as asked
-    assert sources == [
+    assert [s.as_dict() for s in sources] == [
         {"path": "/notes/note1.md", "heading": "Heading 1", "start_line": 10, "end_line": 10, "score": 0.033},
         {"path": "/notes/note2.md", "heading": "Heading 2", "start_line": 20, "end_line": 20, "score": 0.016},
     ]
@@ -43,7 +43,7 @@ def test_each_passage_is_cut_to_its_budget_with_its_end_line(engine):
                                            count, 60, 1500)
     body = messages[0].content.split("[1] (note1.md, Heading 1)\n", 1)[1]
     assert body.endswith(" ...") and count(body) <= 60
-    assert sources[0]["start_line"] == 10 and 10 < sources[0]["end_line"] < 10 + 59
+    assert sources[0].start_line == 10 and 10 < sources[0].end_line < 10 + 59
 
 
 def test_never_overflows_the_context_and_drops_what_does_not_fit(engine):

@@ -30,7 +30,7 @@ def top_path(settings, query: str) -> str | None:
 def test_watch_reindexes_a_saved_file_within_two_seconds(notes, settings):
     write(notes / "garden.md", "# Garden\nThe tomatoes are planted by the fence.\n")
     env = {**os.environ, "ASSISTANT_HOME": str(settings.home), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "assistant.knowledge.cli_personalize", str(notes), "--watch"],
+    process = subprocess.Popen([sys.executable, "-m", "assistant.commands.personalize", str(notes), "--watch"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in process.stdout:  # the first pass, then "watching ..."

@@ -11,6 +11,8 @@ from assistant.learn.train import TrainConfig, add_lora, lora_state
 from assistant.models.catalog import resolve_model, sha256_file
 from assistant.models.engine import Engine
 
+pytestmark = pytest.mark.slow  # long: skipped by `make test-fast`, run by `make test`
+
 PROMPTS = ["Where do I park the bike?", "The compost bin is turned every", "Grandma Rosa likes"]
 
 

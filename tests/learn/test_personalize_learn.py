@@ -4,10 +4,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from assistant.learn_after_index import should_train
+from assistant.commands.learn_after_index import should_train
 from assistant.profiles import load_profile
 from tests.helpers import REPO_ROOT
 from tests.learn.conftest import NOTES
+import pytest
+
+pytestmark = pytest.mark.slow  # long: skipped by `make test-fast`, run by `make test`
 
 
 def test_learn_choice_rules(learn_home):

@@ -17,6 +17,8 @@ from assistant.profiles import load_profile
 from assistant.settings import Settings
 from tests.helpers import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # long: skipped by `make test-fast`, run by `make test`
+
 
 def test_validation_is_held_out_by_document(learn_home):
     dataset = split_by_document(read_chunks(learn_home))
@@ -78,17 +80,16 @@ def test_registry_marks_the_new_adapter_active(trained, learn_home):
 
 def test_served_with_strategy_adapter(trained, learn_home):
     from assistant.models.chat_format import ChatMessage
-    from assistant.models.generation import SamplingParams, TextPiece
+    from assistant.models.generation import SamplingParams
     from assistant.orchestrator import AskRequest, Assistant
 
     assistant = Assistant.load(learn_home.model_copy(update={"n_ctx": 512}))
     request = AskRequest(messages=[ChatMessage("user", "Where is the passport?")], strategy="adapter",
                          sampling=SamplingParams(max_tokens=8, temperature=0.0))
-    prepared = assistant.prepare(request)
-    assert prepared.plan.strategy == "adapter"
-    assert prepared.plan.adapter == trained[0].adapter_path.stem
-    text = "".join(e.text for e in assistant.stream(prepared) if isinstance(e, TextPiece))
-    assert text
+    answer = assistant.answer(request)
+    assert answer.plan.strategy == "adapter"
+    assert answer.plan.adapter == trained[0].adapter_path.stem
+    assert answer.text
 
 
 def test_two_gb_pi_refuses_training_before_any_work(learn_home):

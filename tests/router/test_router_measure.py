@@ -11,6 +11,9 @@ from assistant.commands import bench, profile
 from assistant.profiles import load_profile
 from assistant.router.calibration import CalibrationTable
 from assistant.study.calibrate import run_calibration
+import pytest
+
+pytestmark = pytest.mark.slow  # long: skipped by `make test-fast`, run by `make test`
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +41,7 @@ def test_bench_study_quick_writes_csv_table_and_plots(router_home, capsys):
     reports = router_home.home / "reports"
     with (reports / "study.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert {r["method"] for r in rows} == {"none", "rag", "adapter", "rag+adapter"}
+    assert {r["method"] for r in rows} == {"base", "rag", "adapter", "rag+adapter"}
     assert {r["difficulty"] for r in rows} == {"easy", "moderate", "hard"}
     assert all(r["status"] == "ok" and int(r["n"]) > 0 for r in rows)
     assert any(float(r["train_s"]) > 0 for r in rows if r["method"] == "adapter")

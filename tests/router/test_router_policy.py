@@ -11,7 +11,7 @@ from assistant.models.chat_format import ChatMessage
 from assistant.models.generation import SamplingParams
 from assistant.orchestrator import AskRequest
 from assistant.router.calibration import CalibrationTable, Cell
-from assistant.router.difficulty import estimate_difficulty
+from assistant.router.difficulty import Query, estimate_difficulty
 
 GENERAL = "What is the capital of France?"
 EASY = "Which folder is my dentist note filed under?"
@@ -20,9 +20,11 @@ HARD = "Summarize my notes on work and compare them with my home notes."
 
 
 def ask(assistant, question, strategy="auto", model=None, history=()):
+    """Plan and sources through ``Assistant.ask``, without generating (events not read)."""
     messages = [*history, ChatMessage("user", question)]
-    return assistant.prepare(AskRequest(messages=messages, strategy=strategy, model=model,
-                                        sampling=SamplingParams(max_tokens=8, temperature=0.0, seed=0)))
+    with assistant.ask(AskRequest(messages=messages, strategy=strategy, model=model,
+                                  sampling=SamplingParams(max_tokens=8, temperature=0.0, seed=0))) as answer:
+        return answer
 
 
 @pytest.mark.parametrize("question, level", [
@@ -32,20 +34,20 @@ def ask(assistant, question, strategy="auto", model=None, history=()):
     (HARD, "hard"), ("When is my standup? And who runs it? And where?", "hard"),
 ])
 def test_difficulty_from_wording(question, level):
-    difficulty = estimate_difficulty([ChatMessage("user", question)])
+    difficulty = estimate_difficulty(Query.of([ChatMessage("user", question)]))
     assert difficulty.level == level and difficulty.reasons
 
 
 def test_difficulty_uses_conversation_and_retrieval(laptop):
     history = [ChatMessage("user", "Who is my landlord?"), ChatMessage("assistant", "Mr. Okafor.")]
-    follow_up = estimate_difficulty([*history, ChatMessage("user", "And the rent?")])
+    follow_up = estimate_difficulty(Query.of([*history, ChatMessage("user", "And the rent?")]))
     assert follow_up.level == "moderate" and "follow-up" in follow_up.reasons[0]
     # No first-person wording, yet the notes match it confidently: personal, not general.
     plan = ask(laptop, "Northwind Traders data engineer manager Carla").plan
     assert plan.difficulty != "general" and "retrieval top" in plan.reasons[0]
     started = time.perf_counter()
     for _ in range(100):
-        estimate_difficulty([ChatMessage("user", HARD)])
+        estimate_difficulty(Query.of([ChatMessage("user", HARD)]))
     assert (time.perf_counter() - started) / 100 < 0.005
 
 
@@ -120,7 +122,7 @@ def test_model_choice_switches_where_calibration_shows_a_stronger_model(laptop, 
     table.save(router_home)
     try:
         switched = ask(laptop, MODERATE)
-        assert switched.plan.model == "gemma3-270m" and switched.engine.model.name == "gemma3-270m"
+        assert switched.plan.model == "gemma3-270m" and laptop.pool.loaded_engine("gemma3-270m") is not None
         assert any("model switch" in r for r in switched.plan.reasons) and switched.sources
         assert set(laptop.pool.loaded()) == {served, "gemma3-270m"}  # the laptop holds both
         explicit = ask(laptop, MODERATE, model=served).plan
@@ -132,3 +134,14 @@ def test_model_choice_switches_where_calibration_shows_a_stronger_model(laptop, 
         laptop.profile = replace(laptop.profile, ram_budget_mb=10000)
         laptop._model_options = None
         CalibrationTable.path_for(router_home).unlink()
+
+
+def test_a_follow_up_retrieves_with_the_previous_turns_words(laptop):
+    """"And where?" names nothing to search for alone: difficulty and search both read it
+    with the turn before, so it retrieves what the two turns asked together."""
+    history = [ChatMessage("user", "When is my next dentist check-up?"), ChatMessage("assistant", "March 14.")]
+    answer = ask(laptop, "And where?", strategy="rag", history=history)
+    together = ask(laptop, "When is my next dentist check-up? And where?", strategy="rag")
+    assert answer.sources and answer.sources[0].path.endswith("dentist.md")
+    assert answer.sources == together.sources
+    assert ask(laptop, "And where?", strategy="rag").sources != answer.sources

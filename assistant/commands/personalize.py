@@ -4,16 +4,20 @@ when the profile and the amount of notes allow) also train a LoRA adapter under 
 budget, then recalibrate the router; with ``--watch``, keep the index current."""
 from __future__ import annotations
 
+import argparse
 import sys
+from typing import Optional
 
-from assistant.knowledge.cli_common import parser_for, run_verb, settings_from
+from assistant.commands.common import add_settings_flags, cli_errors, settings_from_args
+from assistant.commands.learn import add_learn_flags
 from assistant.knowledge.indexer import Indexer
 from assistant.knowledge.report import format_report
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; returns the exit status."""
-    parser = parser_for("assistant personalize", "Index notes folders for retrieval (RAG).")
+def build_parser() -> argparse.ArgumentParser:
+    """The verb's flags: what to index, what to learn, and the shared settings."""
+    parser = argparse.ArgumentParser(prog="assistant personalize",
+                                     description="Index notes folders for retrieval (RAG).")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="folders (or files) of notes")
     parser.add_argument("--watch", action="store_true", help="keep watching and re-index saved files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -22,26 +26,27 @@ def main(argv: list[str] | None = None) -> int:
                              "auto: train when the profile allows it and there are enough notes")
     parser.add_argument("--calibrate", action="store_true",
                         help="recalibrate the router after indexing (always done after --learn adapter/auto)")
-    from assistant.commands.learn import add_learn_flags
-
     add_learn_flags(parser)
-    args = parser.parse_args(argv)
+    add_settings_flags(parser, ["home", "profile", "model", "n_threads"])
+    return parser
 
-    def body() -> int:
-        settings = settings_from(args)
-        indexer = Indexer(settings, progress=not args.quiet and sys.stderr.isatty())
-        print(format_report(indexer.run(args.paths)), flush=True)
-        if args.learn != "rag" or args.calibrate:
-            from assistant.learn_after_index import learn_and_calibrate
 
-            learn_and_calibrate(settings, args, quiet=args.quiet)
-        if args.watch:
-            from assistant.knowledge.watch import watch
+@cli_errors
+def main(argv: Optional[list[str]] = None) -> int:
+    """CLI entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args(args)
+    indexer = Indexer(settings, progress=not args.quiet and sys.stderr.isatty(), n_threads=settings.n_threads)
+    print(format_report(indexer.run(args.paths)), flush=True)
+    if args.learn != "rag" or args.calibrate:
+        from assistant.commands.learn_after_index import learn_and_calibrate  # torch only on this path
 
-            watch(indexer, args.paths)
-        return 0
+        learn_and_calibrate(settings, args, quiet=args.quiet)
+    if args.watch:
+        from assistant.knowledge.watch import watch
 
-    return run_verb(body)
+        watch(indexer, args.paths)
+    return 0
 
 
 if __name__ == "__main__":
