@@ -11,10 +11,10 @@ import threading
 from typing import Optional
 
 from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS
-from assistant.knowledge.errors import IndexMismatchError, InvalidQueryError
+from assistant.knowledge.errors import IndexMismatchError, InvalidQueryError, PassageNotFoundError
 from assistant.knowledge.layout import IndexLayout
 from assistant.knowledge.search import Passage, candidate_count, reciprocal_rank_fusion
-from assistant.knowledge.store import Store
+from assistant.knowledge.store import ChunkRow, Store
 from assistant.knowledge.vectors import VectorIndex
 from assistant.knowledge.writer import load_vectors
 from assistant.settings import Settings
@@ -127,6 +127,26 @@ class KnowledgeBase:
             passages.append(Passage(chunk_id, row.path, row.heading, row.start_line, row.end_line, row.text,
                                     score, vector_rank.get(chunk_id), lexical_rank.get(chunk_id)))
         return passages[:k]
+
+    def sources(self) -> list[dict]:
+        """The indexed folders (as ``assistant sources`` lists them): path, documents,
+        skipped, chunks, indexed_at (epoch s); none while nothing is indexed."""
+        with self._lock:
+            self._refresh()
+            return [] if self._store is None else self._store.sources()
+
+    def passage(self, path: str, start_line: int, end_line: int) -> list[ChunkRow]:
+        """The stored chunks of the indexed document ``path`` that overlap the line range.
+        Read from the index, never from the disk: a path that is not indexed finds nothing."""
+        if start_line < 1 or end_line < start_line:
+            raise InvalidQueryError(f"bad line range {start_line}-{end_line}", param="start_line")
+        with self._lock:
+            self._refresh()
+            chunks = [] if self._store is None else self._store.chunks_in_lines(path, start_line, end_line)
+        if not chunks:
+            raise PassageNotFoundError(f"no indexed passage in {path} at lines {start_line}-{end_line}",
+                                       param="path")
+        return chunks
 
     def close(self) -> None:
         """Release SQLite and the vectors."""

@@ -197,6 +197,16 @@ class Store:
             f"JOIN documents ON documents.id = chunks.document_id WHERE chunks.id IN ({marks})", chunk_ids)
         return {row[0]: ChunkRow(*row) for row in rows}
 
+    def chunks_in_lines(self, path: str, start_line: int, end_line: int) -> list[ChunkRow]:
+        """The chunks of the indexed document ``path`` whose lines overlap
+        ``start_line..end_line``, in document order (none if ``path`` is not indexed)."""
+        rows = self.db.execute(
+            "SELECT chunks.id, documents.path, heading, start_line, end_line, text FROM chunks "
+            "JOIN documents ON documents.id = chunks.document_id "
+            "WHERE documents.path = ? AND start_line <= ? AND end_line >= ? ORDER BY chunks.ordinal",
+            (path, end_line, start_line))
+        return [ChunkRow(*row) for row in rows]
+
     def all_chunks(self) -> list[tuple[str, str, str]]:
         """(document path, heading, text) of every chunk, in document order."""
         return self.db.execute(

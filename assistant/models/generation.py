@@ -18,6 +18,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: Optional[int] = None
     logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias added to its logit), as OpenAI's
+    grammar: Optional[str] = None  # GBNF text the output must match (structured output)
 
 
 @dataclass(frozen=True)

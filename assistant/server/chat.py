@@ -3,10 +3,11 @@
 the event bridge; this module only translates between OpenAI's shapes and ours."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
-from typing import AsyncIterator
+from typing import AsyncIterator, Optional
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -15,23 +16,34 @@ from starlette.background import BackgroundTask
 from assistant.errors import CancelledError, InvalidRequestError
 from assistant.models.chat_format import ChatMessage
 from assistant.models.generation import GenerationStats, SamplingParams, TextPiece
+from assistant.models.grammar import json_grammar
 from assistant.orchestrator import Answer, AskRequest
 from assistant.router.plan import Backend, Strategy
 from assistant.server.bridge import EventBridge
-from assistant.server.schemas import ChatCompletionRequest
+from assistant.server.schemas import ChatCompletionRequest, ResponseFormat
 from assistant.server.state import ServerState
+
+
+def sampling_params(given: dict, **fixed) -> SamplingParams:
+    """SamplingParams from a request's values: those it did not give (None) keep
+    SamplingParams' own defaults, so no edge repeats them."""
+    return SamplingParams(**{name: value for name, value in given.items() if value is not None}, **fixed)
+
+
+def output_grammar(response_format: Optional[ResponseFormat]) -> Optional[str]:
+    """The GBNF grammar ``response_format`` asks for (None for plain text)."""
+    if response_format is None or response_format.type == "text":
+        return None
+    schema = response_format.json_schema.schema_.as_json() if response_format.type == "json_schema" else None
+    return json_grammar(schema, param="response_format")
 
 
 def ask_request(body: ChatCompletionRequest) -> AskRequest:
     """Our request from OpenAI's body; sampling defaults are SamplingParams' own."""
-    if body.backend == Backend.CIM:
-        # Refused before anything runs (no search, no queue place) until the CIM engine exists.
-        raise InvalidRequestError("backend 'cim' is not available for GGUF chat models yet; use 'cpu'",
-                                  param="backend", code="backend_unavailable")
     given = {"max_tokens": body.max_completion_tokens or body.max_tokens, "temperature": body.temperature,
              "top_p": body.top_p, "seed": body.seed}
-    sampling = SamplingParams(**{name: value for name, value in given.items() if value is not None},
-                              stop=body.stop_list(), logit_bias=tuple((body.logit_bias or {}).items()))
+    sampling = sampling_params(given, stop=body.stop_list(), logit_bias=tuple((body.logit_bias or {}).items()),
+                               grammar=output_grammar(body.response_format))
     messages = [ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
                 for m in body.messages]
     return AskRequest(messages=messages, model=body.model, strategy=Strategy(body.strategy),
@@ -54,7 +66,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
     plan while watching the client, then stream or collect the answer."""
     assistant = state.require_assistant()
     bridge = EventBridge()
-    bridge.start(assistant, ask_request(body), state.executor)
+    bridge.start(assistant, ask_request(body), state.executor, state.active_requests)
     try:
         answer = await bridge.answer(request)
     except CancelledError:
@@ -68,10 +80,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
     return await complete(completion_id, answer, bridge, request)
 
 
-async def complete(completion_id: str, answer: Answer, bridge: EventBridge, request: Request) -> JSONResponse:
-    """Collect the whole answer; a client that disconnects meanwhile stops the generation."""
-    import asyncio
-
+async def collect(bridge: EventBridge, request: Request) -> tuple[str, GenerationStats]:
+    """The whole answer's text and stats; a client that disconnects meanwhile stops the generation."""
     watcher = asyncio.create_task(bridge.watch(request))
     parts, stats = [], None
     try:
@@ -83,9 +93,15 @@ async def complete(completion_id: str, answer: Answer, bridge: EventBridge, requ
                     stats = event
     finally:
         watcher.cancel()
+    return "".join(parts), stats
+
+
+async def complete(completion_id: str, answer: Answer, bridge: EventBridge, request: Request) -> JSONResponse:
+    """Collect the whole answer into one ``chat.completion``."""
+    text, stats = await collect(bridge, request)
     return JSONResponse({
         "id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": answer.plan.model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(parts)},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                      "finish_reason": finish_reason(stats), "logprobs": None}],
         "usage": usage(stats), "plan": answer.plan.as_dict(), "sources": [s.as_dict() for s in answer.sources],
         "timings": {"time_to_first_token_s": stats.time_to_first_token_s, "total_s": stats.total_s,

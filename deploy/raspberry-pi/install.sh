@@ -18,7 +18,10 @@ PORT=8765
 PYTHON=/usr/bin/python3
 SYSTEM_ROOT=${ASSISTANT_SYSTEM_ROOT:-/}
 HEALTH_TIMEOUT_S=300
-DRY_RUN=0 UNINSTALL=0 PURGE=0 NO_SERVICE=0 ALLOW_UNSUPPORTED=0 WITH_TRAINING=0
+DRY_RUN=0 UNINSTALL=0 PURGE=0 NO_SERVICE=0 ALLOW_UNSUPPORTED=0 WITH_TRAINING=0 LAN=0
+# --lan: phones and laptops of the home network may connect (private address ranges only;
+# the rest of the internet stays denied by the unit's IPAddressDeny).
+LAN_ALLOW="localhost link-local 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 fc00::/7"
 
 MIN_RAM_MB=1500    # a 2 GB Pi 4 reports about 1850 MB
 MIN_DISK_MB=2000   # venv (~450 MB), the llama.cpp build tree, room for the index
@@ -44,6 +47,9 @@ CONFIG_DIR/assistant.env, unit $UNIT_DIR/$SERVICE_NAME.service; then waits for /
   --data-dir DIR     ASSISTANT_HOME of the service (default $DATA_DIR)
   --config-dir DIR   where assistant.env goes (default $CONFIG_DIR)
   --port N           port on 127.0.0.1 (default $PORT)
+  --lan              serve the chat page and the API to the home network: listen on
+                     0.0.0.0 with a generated API key (ASSISTANT_API_KEY in the config,
+                     mode 600, kept across runs); the unit allows private addresses only
   --python PATH      interpreter for the venv (default $PYTHON)
   --no-service       no system user, no unit, no systemctl: install, then start the
                      server once to check /health, and stop it
@@ -71,6 +77,7 @@ parse_args() {
             --purge) PURGE=1 ;;
             --no-service) NO_SERVICE=1 ;;
             --with-training) WITH_TRAINING=1 ;;
+            --lan) LAN=1 ;;
             --allow-unsupported-platform) ALLOW_UNSUPPORTED=1 ;;
             --prefix) need_value "$@"; PREFIX=$2; shift ;;
             --data-dir) need_value "$@"; DATA_DIR=$2; shift ;;
@@ -363,7 +370,7 @@ create_dirs() {
     local before=$CHANGES
     ensure_dir "$PREFIX" 755
     ensure_dir "$STATE" 755
-    ensure_dir "$DATA_DIR" 750 "$owner"
+    ensure_dir "$DATA_DIR" 700 "$owner"  # the notes index is private (the server keeps it 0700 too)
     ensure_dir "$CONFIG_DIR" 755
     [[ -f $PREFIX/.assistant-install ]] ||
         write_file "$PREFIX/.assistant-install" 644 <<<"Installed by deploy/raspberry-pi/install.sh; removed by install.sh --uninstall"
@@ -454,43 +461,103 @@ PY
     info "ok: $summary"
 }
 
+# The API key of the config file, if it has one (a --lan run wrote it, or the user did).
+existing_api_key() {
+    [[ -r $CONFIG_FILE ]] && sed -n 's/^ASSISTANT_API_KEY=//p' "$CONFIG_FILE" | tail -n 1 || true
+}
+
+# API_KEY: the one already configured, else (with --lan) a new random one. A dry run
+# generates nothing; it shows a placeholder instead.
+choose_api_key() {
+    API_KEY=$(existing_api_key)
+    if [[ -n $API_KEY ]]; then
+        info "API key: kept from $CONFIG_FILE"
+    elif ((LAN == 0)); then
+        return
+    elif ((DRY_RUN)); then
+        info "API key: a new one would be generated (openssl rand -hex 24)"
+    else
+        API_KEY=$(openssl rand -hex 24 2>/dev/null || "$PYTHON" -c 'import secrets; print(secrets.token_hex(24))')
+        info "API key: generated (ASSISTANT_API_KEY in $CONFIG_FILE)"
+    fi
+}
+
+# config_text KEY: the config file; KEY is the API key to write (or what to show instead).
 config_text() {
+    local host=127.0.0.1
+    ((LAN == 0)) || host=0.0.0.0
     cat <<CONF
 # Written by deploy/raspberry-pi/install.sh. Each line is an assistant setting (see
 # 'assistant serve --help'). After editing: sudo systemctl restart $SERVICE_NAME
 ASSISTANT_HOME=$DATA_DIR
 ASSISTANT_PROFILE=$PROFILE
-ASSISTANT_HOST=127.0.0.1
+ASSISTANT_HOST=$host
 ASSISTANT_PORT=$PORT
 CONF
+    [[ -z $1 ]] || printf 'ASSISTANT_API_KEY=%s\n' "$1"
 }
 
+# A file holding a key is for root and the service only (600, owned by the service user, so
+# that 'sudo -u assistant assistant doctor --env-file' can read it).
+config_mode() {
+    if [[ -n $API_KEY ]] || ((LAN)); then echo 600; elif ((NO_SERVICE)); then echo 644; else echo 640; fi
+}
+
+# put_config TEXT SHOWN: write the config (a dry run shows SHOWN: the key masked).
+put_config() {
+    local mode
+    mode=$(config_mode)
+    if ((DRY_RUN)); then write_file "$CONFIG_FILE" "$mode" <<<"$2"; else write_file "$CONFIG_FILE" "$mode" <<<"$1"; fi
+    if ((NO_SERVICE)); then
+        return
+    elif [[ $mode == 600 ]]; then
+        act chown "$SERVICE_USER:$SERVICE_USER" "$CONFIG_FILE"
+    else
+        act chgrp "$SERVICE_USER" "$CONFIG_FILE"
+    fi
+}
+
+config_hash() { sha256sum | cut -d' ' -f1; }
+
 write_config() {
-    step "Configuration $CONFIG_FILE (profile $PROFILE)"
-    local text mode=644
-    text=$(config_text)
-    ((NO_SERVICE)) || mode=640  # may hold ASSISTANT_API_KEY: root and the service only
+    step "Configuration $CONFIG_FILE (profile $PROFILE$( ((LAN)) && echo ", LAN"))"
+    local text shown mode
+    choose_api_key
+    text=$(config_text "$API_KEY")
+    shown=$(config_text "${API_KEY:+<secret: ${#API_KEY} characters>}")
+    [[ -n $API_KEY || $LAN == 0 ]] || shown=$(config_text "<new random key>")
+    mode=$(config_mode)
     if [[ ! -f $CONFIG_FILE ]]; then
-        write_file "$CONFIG_FILE" "$mode" <<<"$text"
-        ((NO_SERVICE)) || act chgrp "$SERVICE_USER" "$CONFIG_FILE"
+        put_config "$text" "$shown"
     elif [[ $(cat "$CONFIG_FILE") == "$text" ]]; then
         unchanged "up to date"
+        [[ $(stat -c %a "$CONFIG_FILE") == "$mode" ]] || act chmod "$mode" "$CONFIG_FILE"
+    elif state_is config "$(config_hash <"$CONFIG_FILE")"; then
+        # what an earlier run wrote, unedited since: safe to replace (e.g. switching to --lan)
+        put_config "$text" "$shown"
     else
-        # Never overwrite a file the user edited (an API key, another model...).
+        # Never overwrite a file the user edited (another model, port...).
         info "warning: $CONFIG_FILE differs from what this run would write: kept as is"
         if [[ -f $CONFIG_FILE.dist && $(cat "$CONFIG_FILE.dist") == "$text" ]]; then
             unchanged "proposal in $CONFIG_FILE.dist"
         else
-            write_file "$CONFIG_FILE.dist" 644 <<<"$text"
+            write_file "$CONFIG_FILE.dist" 600 <<<"$( ((DRY_RUN)) && echo "$shown" || echo "$text")"
         fi
+        return
     fi
+    state_is config "$(config_hash <<<"$text")" || write_file "$STATE/config" 644 <<<"$(config_hash <<<"$text")"
 }
 
 render_unit() {
+    local lan=()
+    ((LAN == 0)) || lan=(-e "s|--host 127.0.0.1|--host 0.0.0.0|" -e "s|^IPAddressAllow=.*|IPAddressAllow=$LAN_ALLOW|"
+        -e "s|(OpenAI-compatible API on 127.0.0.1)|(chat page and API on the home network, API key required)|"
+        -e "s|^# The server makes no network calls.*|# --lan: clients on loopback and private (home network) addresses only.|"
+        -e "s|^# --host on the command line wins.*|# --lan: listens on every address; the API key in the config is required.|")
     sed -e "s|/opt/assistant|$PREFIX|g" -e "s|/var/lib/assistant|$DATA_DIR|g" \
         -e "s|/etc/assistant|$CONFIG_DIR|g" -e "s|^User=.*|User=$SERVICE_USER|" \
         -e "s|^Group=.*|Group=$SERVICE_USER|" -e "s|^MemoryHigh=.*|MemoryHigh=${MEMORY_HIGH_MB}M|" \
-        -e "s|^MemoryMax=.*|MemoryMax=${MEMORY_MAX_MB}M|" "$UNIT_TEMPLATE"
+        -e "s|^MemoryMax=.*|MemoryMax=${MEMORY_MAX_MB}M|" "${lan[@]}" "$UNIT_TEMPLATE"
 }
 
 # install_unit_file PATH [SHOW]: write the rendered unit there if it differs; 0 if it changed.
@@ -624,6 +691,13 @@ uninstall() {
     ((CHANGES > before)) || unchanged "already gone"
 }
 
+# This machine's first address on the network, for the summary (best effort).
+lan_address() {
+    local address
+    address=$(hostname -I 2>/dev/null | awk '{print $1}')
+    printf '%s' "${address:-<address of this Pi>}"
+}
+
 summary() {
     echo
     if ((DRY_RUN)); then
@@ -635,7 +709,11 @@ summary() {
         echo "Done: $CHANGES change(s)."
     fi
     if ((UNINSTALL == 0 && DRY_RUN == 0)); then
-        echo "API: http://127.0.0.1:$PORT/v1"
+        echo "Chat page: http://127.0.0.1:$PORT/  API: http://127.0.0.1:$PORT/v1"
+        if ((LAN)); then
+            echo "On the home network: http://$(lan_address):$PORT/ (the page asks for the API key once per browser:"
+            echo "  sudo grep ASSISTANT_API_KEY $CONFIG_FILE)"
+        fi
         if ((NO_SERVICE)); then
             echo "Check: $VENV/bin/assistant doctor --env-file $CONFIG_FILE"
         else
