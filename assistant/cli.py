@@ -80,6 +80,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"assistant {__version__}")
         return 0
     verb, rest = args[0], args[1:]
+    # Notes, index, adapters and reports are private: everything this process creates is
+    # readable by its owner only (folders 0700, files 0600), whatever the login's umask.
+    os.umask(0o077)
     if verb not in VERBS:
         print(f"error: unknown verb '{verb}'\n\n{_usage()}", file=sys.stderr)
         return 2

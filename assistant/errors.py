@@ -114,3 +114,11 @@ class CancelledError(AssistantError):
     status = 499  # nginx's "client closed request": no standard status fits a gone client
     type = "server_error"
     code = "cancelled"
+
+
+class DiskFullError(AssistantError):
+    """The disk holding the data folder is full; what was there before is unchanged."""
+
+    status = 507
+    type = "server_error"
+    code = "disk_full"

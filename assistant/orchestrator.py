@@ -87,7 +87,7 @@ class Assistant:
         self.profile = profile
         self.pool = pool
         self.knowledge = knowledge or KnowledgeBase.open(settings, n_threads=profile.effective_threads())
-        self.gate = AdmissionGate(settings.queue_size, settings.max_wait)
+        self.gate = AdmissionGate(settings.queue_size or profile.queue_size, settings.max_wait)
         self.cancelled_generations = 0  # generations stopped because their client went away
         self.abandoned_in_queue = 0  # requests whose client left before their turn
         self._calibration: tuple[Optional[float], Optional[CalibrationTable]] = (None, None)

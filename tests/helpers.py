@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import socket
 import subprocess
 import sys
@@ -97,3 +98,25 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+
+
+# Three small notes the server tests index (dentist, bike, garden).
+SAMPLE_NOTES = {
+    "dentist.md": "# Dentist\n\nMy dentist is Dr. Raman at the Lindenhof clinic.\n",
+    "bike.md": "# Bike\n\n## Parking\nThe blue bike is parked in rack 14 in the basement.\n",
+    "garden.md": "# Garden\n\nThe tomatoes grow in the south bed and need water every evening.\n",
+}
+
+
+@contextmanager
+def indexed_server(tmp_path_factory, name: str, *server_args: str, notes: Optional[dict] = None):
+    """A real server over a home where ``notes`` (default SAMPLE_NOTES) are indexed;
+    yields (server, notes folder) and stops the server after."""
+    home = tmp_path_factory.mktemp(f"{name}-home")
+    folder = index_notes(home, tmp_path_factory.mktemp(f"{name}-notes", numbered=False), notes or SAMPLE_NOTES)
+    server = ServerProcess(home, *server_args)
+    try:
+        server.wait_ready()
+        yield server, folder
+    finally:
+        server.stop()

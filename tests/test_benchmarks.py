@@ -1,11 +1,11 @@
 """The benchmarks' --quick modes run end to end and write what they promise."""
 from __future__ import annotations
 
-import pytest
-
 import json
 import subprocess
 import sys
+
+import pytest
 
 from tests.helpers import REPO_ROOT
 
@@ -38,3 +38,17 @@ def test_adapter_benchmark_quick(tmp_path):
     assert set(report["val_loss_by_budget"]) == {"5", "10", "15"}
     assert len(report["grid"]) == 4 and {row["data"] for row in report["grid"]} == {0.5, 1.0}
     assert "| budget (s) | best validation loss |" in result.stdout
+
+
+@pytest.mark.slow
+def test_load_benchmark_quick(tmp_path):
+    """64 requests at concurrency 8, a quarter leaving mid-stream: every accepted request
+    completes, nothing but 503 (with Retry-After) fails, no place leaks, memory stays flat."""
+    out = tmp_path / "load.json"
+    result = subprocess.run([sys.executable, "benchmarks/load.py", "--quick", "--out", str(out)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    report = json.loads(out.read_text())
+    assert result.returncode == 0 and report["ok"], report
+    assert report["requests"] == 64 and sum(report["statuses"].values()) == 64
+    assert report["left_mid_stream"] > 0 and report["in_progress_at_end"] == 0
+    assert report["other_failures"] == 0 and report["503_without_retry_after"] == 0

@@ -16,7 +16,7 @@ def test_health_is_503_while_loading_and_v1_refuses(tmp_path):
     transport = httpx.ASGITransport(app=app)
 
     async def check():
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8765") as http:
             health = await http.get("/health")
             assert health.status_code == 503 and health.json()["status"] == "loading"
             chat = await http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]})

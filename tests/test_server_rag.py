@@ -8,25 +8,12 @@ import openai
 import pytest
 
 from tests.conftest import API_KEY
-from tests.helpers import ServerProcess, index_notes
-
-NOTES = {
-    "dentist.md": "# Dentist\n\nMy dentist is Dr. Raman at the Lindenhof clinic.\n",
-    "bike.md": "# Bike\n\n## Parking\nThe blue bike is parked in rack 14 in the basement.\n",
-    "garden.md": "# Garden\n\nThe tomatoes grow in the south bed and need water every evening.\n",
-}
-
+from tests.helpers import indexed_server
 
 @pytest.fixture(scope="module")
 def rag_server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("rag-home")
-    notes = index_notes(home, tmp_path_factory.mktemp("rag-notes"), NOTES)
-    server = ServerProcess(home, "--n-ctx", "1024", "--profile", "raspberry-pi-4-4gb")
-    try:
-        server.wait_ready()
-        yield server, notes
-    finally:
-        server.stop()
+    with indexed_server(tmp_path_factory, "rag", "--n-ctx", "1024", "--profile", "raspberry-pi-4-4gb") as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

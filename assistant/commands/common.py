@@ -16,8 +16,11 @@ def add_settings_flags(parser: argparse.ArgumentParser, names: Iterable[str]) ->
     for name in names:
         field = Settings.model_fields[name]
         flag = "--" + name.replace("_", "-")
-        parser.add_argument(flag, dest=f"setting_{name}", default=None, metavar=name.upper(),
-                            help=f"{field.description} (env ASSISTANT_{name.upper()})")
+        help_ = f"{field.description} (env ASSISTANT_{name.upper()})"
+        if field.annotation is bool:  # a switch: present means true
+            parser.add_argument(flag, dest=f"setting_{name}", default=None, action="store_true", help=help_)
+        else:
+            parser.add_argument(flag, dest=f"setting_{name}", default=None, metavar=name.upper(), help=help_)
 
 
 def settings_from_args(args: argparse.Namespace, **extra) -> Settings:

@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--calibrate", action="store_true",
                         help="recalibrate the router after indexing (always done after --learn adapter/auto)")
     add_learn_flags(parser)
-    add_settings_flags(parser, ["home", "profile", "model", "n_threads"])
+    add_settings_flags(parser, ["home", "profile", "model", "n_threads", "follow_symlinks"])
     return parser
 
 

@@ -17,7 +17,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from assistant.knowledge.errors import EncoderError
+from assistant.knowledge.errors import EncoderError, disk_full
 from assistant.settings import Settings
 
 
@@ -88,9 +88,12 @@ def ensure_onnx(settings: Settings, spec: EncoderSpec) -> Path:
     except subprocess.TimeoutExpired as exc:
         raise EncoderError(f"exporting {spec.name} to ONNX took over {EXPORT_TIMEOUT_S} s") from exc
     if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise EncoderError(f"exporting {spec.name} to ONNX failed: {tail[0]} "
-                           "(the export needs the 'train' extras: torch, sentence-transformers)")
+        tail = ((done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"])[0]
+        shutil.rmtree(target, ignore_errors=True)  # never leave half an export behind
+        if "No space left" in tail or "Errno 28" in tail:
+            raise disk_full(target)
+        hint = " (the export needs the 'train' extras: torch, sentence-transformers)" if "No module named" in tail else ""
+        raise EncoderError(f"exporting {spec.name} to ONNX failed: {tail}{hint}")
     shutil.copyfile(source / "tokenizer.json", target / "tokenizer.json")
     _write_json_atomic(target / "encoder.json", wanted)
     return target

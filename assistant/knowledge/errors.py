@@ -1,7 +1,12 @@
 """Knowledge-specific errors; the CLI prints them as one line, the server as OpenAI JSON."""
 from __future__ import annotations
 
-from assistant.errors import AssistantError
+import errno
+import shutil
+import sqlite3
+from pathlib import Path
+
+from assistant.errors import AssistantError, DiskFullError
 
 
 class KnowledgeError(AssistantError):
@@ -51,3 +56,27 @@ class IndexNotFoundError(KnowledgeError):
 
     status = 404
     code = "index_not_found"
+
+
+class PassageNotFoundError(KnowledgeError):
+    """No indexed passage at that path and line range (the path may not be indexed at all)."""
+
+    status = 404
+    code = "passage_not_found"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """SQLite's "database or disk is full", or an OSError for no space left."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "full" in str(exc).lower()
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
+def disk_full(folder: Path) -> DiskFullError:
+    """The one-line error for a full disk under ``folder``."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free_kb = shutil.disk_usage(probe).free // 1024
+    return DiskFullError(f"no space left on the disk holding {folder} ({free_kb} KB free): nothing was changed; "
+                         "free some space and run it again")

@@ -8,6 +8,7 @@ file whose mtime changed but whose bytes hash the same is not re-embedded either
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Optional
 
 from assistant.knowledge.chunker import Chunk, ChunkerConfig, chunk_lines
 from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS
-from assistant.knowledge.errors import SourceNotFoundError
+from assistant.knowledge.errors import SourceNotFoundError, disk_full, is_disk_full
 from assistant.knowledge.layout import IndexLayout
 from assistant.knowledge.parsers import ParseError, format_for, parse_document
 from assistant.knowledge.report import IndexReport
@@ -93,18 +94,24 @@ class Indexer:
         started = time.perf_counter()
         roots = [resolve_root(p) for p in paths]
         report = IndexReport(roots=[str(r) for r in roots])
-        with IndexWriter(self.layout, self.spec.name, self.spec.dim, self.chunker) as writer:
-            for root in roots:
-                self._index_root(writer, root, report)
-            writer.commit(self.chunker)
-            report.chunks_total = writer.store.chunk_count()
+        try:
+            with IndexWriter(self.layout, self.spec.name, self.spec.dim, self.chunker) as writer:
+                for root in roots:
+                    self._index_root(writer, root, report)
+                writer.commit(self.chunker)
+                report.chunks_total = writer.store.chunk_count()
+        except (sqlite3.OperationalError, OSError) as exc:
+            if is_disk_full(exc):  # the transaction is rolled back: the previous index stands
+                raise disk_full(self.layout.folder) from exc
+            raise
         report.seconds = time.perf_counter() - started
         return report
 
     def _index_root(self, writer: IndexWriter, root: Path, report: IndexReport) -> None:
         writer.begin()
         writer.store.add_source(str(root))
-        found = scan(root, self.settings.knowledge_max_file_bytes, exclude=(self.settings.home,))
+        found = scan(root, self.settings.knowledge_max_file_bytes, exclude=(self.settings.home,),
+                     follow_symlinks_out=self.settings.follow_symlinks)
         report.skipped_folders.extend(found.skipped_folders)
         report.ignored_files += found.ignored_files
         known = writer.store.documents_under(str(root))

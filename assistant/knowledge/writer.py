@@ -122,8 +122,9 @@ class IndexWriter:
     def rollback(self) -> None:
         """Drop uncommitted changes (the in-memory graph is discarded with the writer)."""
         if self._open:
-            self.store.db.execute("ROLLBACK")
             self._open = self._dirty = False
+            if self.store.db.in_transaction:  # SQLite ends it itself after some errors (a full disk)
+                self.store.db.execute("ROLLBACK")
 
     def close(self) -> None:
         """Roll back anything uncommitted, close SQLite, release the lock."""

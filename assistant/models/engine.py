@@ -15,7 +15,24 @@ from assistant.models.build_info import amx_guard_needed, cpu_flags, llama_build
 from assistant.models.catalog import ResolvedModel
 from assistant.models.chat_format import ChatFormat, ChatMessage, chat_format_for
 from assistant.models.generation import GenerationEvent, GenerationStats, SamplingParams, TextPiece
+from assistant.models.grammar import compile_grammar
 from assistant.models.stop_matcher import StopMatcher
+
+
+# The KV cache's element type: f16 is llama.cpp's default; q8_0 halves the cache (the
+# largest part of the server's memory at long contexts) and needs flash attention for V.
+KV_CACHE_TYPES = ("f16", "q8_0")
+
+
+def kv_cache_options(kv_cache_type: str) -> dict:
+    """``llama_cpp.Llama`` keyword arguments for a KV cache type."""
+    import llama_cpp
+
+    if kv_cache_type == "f16":
+        return {}
+    if kv_cache_type == "q8_0":
+        return {"type_k": llama_cpp.GGML_TYPE_Q8_0, "type_v": llama_cpp.GGML_TYPE_Q8_0, "flash_attn": True}
+    raise InvalidRequestError(f"kv_cache_type must be one of {', '.join(KV_CACHE_TYPES)}", param="kv_cache_type")
 
 
 def _bias_processor(logit_bias: tuple[tuple[int, float], ...], n_vocab: int):
@@ -62,10 +79,10 @@ class Engine:
     """Keeps one model loaded; generates for one request at a time (callers serialise)."""
 
     def __init__(self, model: ResolvedModel, n_ctx: int, n_threads: int, n_batch: int = 512,
-                 extra_buffers: Optional[bool] = None):
+                 extra_buffers: Optional[bool] = None, kv_cache_type: str = "f16"):
         """``extra_buffers``: llama.cpp's extra buffer types (weight repacking, and the AMX
         path where it is compiled in); None = on, unless this CPU would take a compiled-in
-        AMX path (see ``build_info``)."""
+        AMX path (see ``build_info``). ``kv_cache_type``: one of KV_CACHE_TYPES."""
         import llama_cpp  # here, so that importing this module stays cheap
 
         from assistant.models.llama_loader import load_llama
@@ -78,10 +95,14 @@ class Engine:
         try:
             self._llm = load_llama(
                 extra_buffers, model_path=str(model.path), n_ctx=n_ctx, n_threads=n_threads,
-                n_threads_batch=n_threads, n_batch=min(n_batch, n_ctx), n_ubatch=min(n_batch, n_ctx), verbose=False)
+                n_threads_batch=n_threads, n_batch=min(n_batch, n_ctx), n_ubatch=min(n_batch, n_ctx), verbose=False,
+                **kv_cache_options(kv_cache_type))
         except (ValueError, RuntimeError) as exc:
             raise ModelFileError(f"llama.cpp could not load {model.path}: {exc}", param="model") from exc
-        self.n_ctx = self._llm.n_ctx()
+        # llama.cpp may pad the context (128 -> 256), but llama-cpp-python sizes its token
+        # buffer by the n_ctx asked for: a longer prompt + answer would overflow it.
+        self.n_ctx = min(n_ctx, self._llm.n_ctx())
+        self.kv_cache_type = kv_cache_type
         self.chat_format: ChatFormat = chat_format_for(
             model.info.chat_template, self._token_text(self._llm.token_bos()), self._token_text(self._llm.token_eos()))
         vocab = self._llm._model.vocab
@@ -224,10 +245,9 @@ class Engine:
         start = time.perf_counter()
         first_at: Optional[float] = None
         produced, finish = 0, "length"
-        token_stream = self._llm.generate(
-            tokens, top_k=params.top_k, top_p=params.top_p, temp=params.temperature,
-            repeat_penalty=params.repeat_penalty, min_p=0.0,
-            logits_processor=_bias_processor(params.logit_bias, self._llm.n_vocab()))
+        # Parsed once per request (llama.cpp builds its grammar sampler from it per generate).
+        grammar = compile_grammar(params.grammar, self._llm.model) if params.grammar else None
+        token_stream = self._token_stream(tokens, params, grammar)
         try:
             for token in token_stream:
                 if first_at is None:
@@ -261,6 +281,13 @@ class Engine:
             time_to_first_token_s=first_at - start, total_s=end - start,
             decode_tokens_per_s=(produced - 1) / decode_s if produced > 1 and decode_s > 0 else 0.0)
 
+    def _token_stream(self, tokens: list[int], params: SamplingParams, grammar) -> Iterator[int]:
+        """llama.cpp's token generator for ``tokens`` with these sampling parameters."""
+        return self._llm.generate(
+            tokens, top_k=params.top_k, top_p=params.top_p, temp=params.temperature,
+            repeat_penalty=params.repeat_penalty, min_p=0.0,
+            logits_processor=_bias_processor(params.logit_bias, self._llm.n_vocab()), grammar=grammar)
+
     def logits(self, tokens: list[int], use_adapter: bool = False) -> "list[float]":
         """The next-token logits after ``tokens`` (for parity checks and evaluation)."""
         with self._lock:
@@ -282,4 +309,4 @@ class Engine:
         """Model facts for /health and /v1/models."""
         return {"id": self.model.name, "path": str(self.model.path), "n_ctx": self.n_ctx,
                 "adapter": self.adapter.name if self.adapter else None,
-                "n_threads": self.n_threads, "extra_buffers": self.extra_buffers, "chat_format": self.chat_format.name, **self.model.info.summary()}
+                "n_threads": self.n_threads, "extra_buffers": self.extra_buffers, "kv_cache_type": self.kv_cache_type, "chat_format": self.chat_format.name, **self.model.info.summary()}

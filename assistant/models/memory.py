@@ -37,7 +37,11 @@ class MemoryEstimate:
         return {**asdict(self), "total_mb": round(self.total_mb, 1)}
 
 
-def estimate_memory(info: GGUFInfo, n_ctx: int, n_batch: int = 512) -> MemoryEstimate:
+# bytes per cached K/V element by KV cache type (q8_0: 34 bytes per block of 32)
+KV_ELEMENT_BYTES = {"f16": 2.0, "q8_0": 34 / 32}
+
+
+def estimate_memory(info: GGUFInfo, n_ctx: int, n_batch: int = 512, kv_cache_type: str = "f16") -> MemoryEstimate:
     """Weights (the file is mmapped, so its size), an f16 KV cache for every layer at
     ``n_ctx``, and llama.cpp's compute buffer for one batch (logits plus the widest
     intermediate activation and the attention scores)."""
@@ -51,7 +55,7 @@ def estimate_memory(info: GGUFInfo, n_ctx: int, n_batch: int = 512) -> MemoryEst
     vocab = info.metadata.get("tokenizer.ggml.tokens")
     n_vocab = int(info.arch_value("vocab_size", vocab["length"] if isinstance(vocab, dict) else 32000))
 
-    kv_bytes = n_layer * n_ctx * n_head_kv * (key_len + value_len) * F16_BYTES
+    kv_bytes = n_layer * n_ctx * n_head_kv * (key_len + value_len) * KV_ELEMENT_BYTES.get(kv_cache_type, F16_BYTES)
     batch = min(n_batch, n_ctx)
     compute_bytes = F32_BYTES * batch * (n_vocab + 2 * max(n_ff, n_embd) + n_head * n_ctx)
     return MemoryEstimate(

@@ -68,9 +68,11 @@ class ModelPool:
                 self._engines.move_to_end(key)
                 return self._engines[key][0]
             resolved = resolve_model(key, self.settings)
-            estimate = estimate_memory(resolved.info, self.context_for(resolved.info.context_length))
+            kv_cache_type = self.settings.kv_cache_type or self.profile.kv_cache_type
+            estimate = estimate_memory(resolved.info, self.context_for(resolved.info.context_length),
+                                       kv_cache_type=kv_cache_type)
             self._make_room(key, estimate)
-            engine = Engine(resolved, estimate.n_ctx, self.profile.effective_threads())
+            engine = Engine(resolved, estimate.n_ctx, self.profile.effective_threads(), kv_cache_type=kv_cache_type)
             self._engines[key] = (engine, estimate)
             log.info("loaded model %s (n_ctx=%d, ~%.0f MB)", key, estimate.n_ctx, estimate.total_mb)
             self._attach(engine, self._adapter_marker[1])

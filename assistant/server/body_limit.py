@@ -6,6 +6,9 @@ import json
 from assistant.errors import PayloadTooLargeError
 
 
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # the most we read of a refused body (then the connection closes)
+
+
 class BodySizeLimit:
     """Pure ASGI middleware: checks Content-Length, and counts streamed (chunked) bodies too."""
 
@@ -19,6 +22,7 @@ class BodySizeLimit:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._drain(receive, int(declared))
             return await self._refuse(send)
         chunks, total = [], 0
         more = scope["method"] in ("POST", "PUT", "PATCH")
@@ -29,6 +33,8 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             total += len(chunk)
             if total > self.max_bytes:
+                if message.get("more_body", False):
+                    await self._drain(receive, DRAIN_LIMIT_BYTES)
                 return await self._refuse(send)
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -43,6 +49,19 @@ class BodySizeLimit:
             return await receive()  # after the body: wait for the disconnect, as Starlette expects
 
         return await self.app(scope, replay, send)
+
+    async def _drain(self, receive, declared: int) -> None:
+        """Read and drop the body before answering: a server that answers and closes while
+        the client is still sending makes the client see a connection reset, not the 413.
+        Bounded, so a client cannot keep us reading forever."""
+        left = min(declared, DRAIN_LIMIT_BYTES)
+        while left > 0:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            left -= len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
     async def _refuse(self, send) -> None:
         error = PayloadTooLargeError(f"request body exceeds {self.max_bytes} bytes")

@@ -41,8 +41,12 @@ class EventBridge:
         self._signalled = False
         self._lock = threading.Lock()
 
-    def start(self, assistant: Assistant, request: AskRequest, executor: Executor) -> None:
-        """Run ``assistant.ask(request)`` in ``executor``, feeding this bridge."""
+    def start(self, assistant: Assistant, request: AskRequest, executor: Executor,
+              active: Optional[set] = None) -> None:
+        """Run ``assistant.ask(request)`` in ``executor``, feeding this bridge; while it runs
+        its cancel event is in ``active`` (so a shutdown can end it)."""
+        self._active = active if active is not None else set()
+        self._active.add(self.cancel)
         self._loop.run_in_executor(executor, self._work, assistant, request)
 
     def _work(self, assistant: Assistant, request: AskRequest) -> None:
@@ -55,6 +59,7 @@ class EventBridge:
         except BaseException as exc:  # handed to the consumer, which re-raises it
             end = _End(exc)
         finally:
+            self._active.discard(self.cancel)
             self._put(end)
 
     def _put(self, item) -> None:

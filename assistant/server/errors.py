@@ -24,14 +24,22 @@ def error_response(exc: AssistantError) -> JSONResponse:
     return JSONResponse(exc.to_openai(), status_code=exc.status, headers=headers)
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+# validation errors the schemas raise with a code of their own (PydanticCustomError types)
+DOMAIN_CODES = {"backend_unavailable"}
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None, str]:
+    """(message, param, code) of the first validation error."""
     first = exc.errors()[0] if exc.errors() else {}
-    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    # pydantic adds the member of a union it tried ("constrained-str", "list[...]"): not a field
+    loc = [str(part) for part in first.get("loc", ()) if part != "body"
+           and (isinstance(part, int) or str(part).isidentifier())]
     if first.get("type") == "json_invalid":
-        return "the request body is not valid JSON", None
+        return "the request body is not valid JSON", None, "invalid_request"
     param = ".".join(loc) or None
     message = first.get("msg", "invalid request")
-    return (f"{param}: {message}" if param else message), param
+    code = first.get("type") if first.get("type") in DOMAIN_CODES else "invalid_request"
+    return (f"{param}: {message}" if param else message), param, code
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -43,13 +51,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        message, param = _validation_message(exc)
-        return JSONResponse(error_body(message, "invalid_request_error", "invalid_request", param), status_code=400)
+        message, param, code = _validation_message(exc)
+        return JSONResponse(error_body(message, "invalid_request_error", code, param), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(str(exc.detail), "invalid_request_error", code), status_code=exc.status_code)
+        return JSONResponse(error_body(str(exc.detail), "invalid_request_error", code), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))  # e.g. Allow on a 405
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

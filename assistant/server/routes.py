@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from assistant.errors import AuthenticationError, InvalidRequestError, ModelNotFoundError
 from assistant.models.catalog import catalog_entries
 from assistant.server import chat
+from assistant.server.responses import ChatCompletion, EmbeddingList, Health, ModelList, documented
 from assistant.server.schemas import ChatCompletionRequest, EmbeddingRequest
 from assistant.server.state import ServerState
 
@@ -36,13 +37,14 @@ router = APIRouter()
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
 
 
-@router.get("/health")
+@router.get("/health", responses=documented(Health, extra={503: {"model": Health, "description": "loading"}}))
 def health(request: Request) -> JSONResponse:
     """503 while loading (or if loading failed), 200 with the model and profile when ready."""
     state = server_state(request)
     if state.assistant is None:
         status = "error" if state.load_error else "loading"
-        return JSONResponse({"status": status, "error": state.load_error}, status_code=503)
+        return JSONResponse({"status": status, "error": state.load_error, "warnings": state.warnings},
+                            status_code=503)
     assistant = state.assistant
     served = assistant.pool.loaded_engine()  # a health check never loads a model
     return JSONResponse({"status": "ok", "profile": assistant.profile.name,
@@ -52,10 +54,11 @@ def health(request: Request) -> JSONResponse:
                          "requests_in_progress": assistant.gate.inside,
                          "requests_waiting": assistant.gate.waiting,
                          "cancelled_generations": assistant.cancelled_generations,
-                         "abandoned_in_queue": assistant.abandoned_in_queue})
+                         "abandoned_in_queue": assistant.abandoned_in_queue,
+                         "warnings": state.warnings})
 
 
-@v1.get("/models")
+@v1.get("/models", responses=documented(ModelList))
 def list_models(request: Request) -> dict:
     """The catalog in OpenAI's list format; ``loaded`` marks models in memory."""
     state = server_state(request)
@@ -69,13 +72,13 @@ def list_models(request: Request) -> dict:
     return {"object": "list", "data": data}
 
 
-@v1.post("/chat/completions")
+@v1.post("/chat/completions", responses=documented(ChatCompletion, stream=True))
 async def chat_completions(body: ChatCompletionRequest, request: Request):
     """OpenAI chat completions, plus ``plan`` and ``sources`` (see ``server/chat.py``)."""
     return await chat.chat_completions(body, request, server_state(request))
 
 
-@v1.post("/embeddings")
+@v1.post("/embeddings", responses=documented(EmbeddingList))
 async def embeddings(body: EmbeddingRequest, request: Request) -> dict:
     """OpenAI embeddings with the notes' encoder (all-MiniLM-L6-v2, 384 dimensions)."""
     state = server_state(request)

@@ -20,6 +20,9 @@ class ServerState:
     assistant: Optional[Assistant] = None
     load_error: Optional[str] = None
     loaded: threading.Event = field(default_factory=threading.Event)
+    warnings: list[str] = field(default_factory=list)  # shown on /health (e.g. no API key on the LAN)
+    active_requests: set = field(default_factory=set)  # cancel events of the requests in flight
+    stopping: bool = False  # set on SIGTERM: no new requests, those in flight end at their next token
 
     def load(self) -> None:
         """Load the assistant (in a background thread, so /health can answer 503 meanwhile)."""
@@ -33,7 +36,10 @@ class ServerState:
             self.loaded.set()
 
     def require_assistant(self) -> Assistant:
-        """The loaded assistant, or NotReadyError (503) while loading or after a failed load."""
+        """The loaded assistant, or NotReadyError (503) while loading, after a failed load,
+        or while shutting down."""
+        if self.stopping:
+            raise NotReadyError("the server is shutting down; retry shortly")
         if self.assistant is None:
             raise NotReadyError(self.load_error or "the model is still loading; retry shortly")
         return self.assistant

@@ -3,6 +3,7 @@ on fixture Raspberry Pis (build flags, profile, memory limit, refusals)."""
 from __future__ import annotations
 
 import configparser
+import itertools
 import re
 
 import pytest
@@ -131,3 +132,51 @@ def test_a_pi_3_and_too_little_ram_fail_their_checks(tmp_path):
 def test_bad_options_are_refused(args, message):
     result = run_install(*args)
     assert result.returncode == 1 and message in result.stderr
+
+
+def dry_run_file(out: str, path: str) -> str:
+    """The content a dry run shows for ``path`` ("would write PATH (mode M):" then "| " lines)."""
+    lines = out.split(f"would write {path} (mode ")[1].splitlines()[1:]
+    return "\n".join(line.strip()[2:] for line in itertools.takewhile(lambda l: l.strip().startswith("|"), lines))
+
+
+def test_dry_run_with_lan_listens_on_the_home_network_with_a_key(tmp_path):
+    root = make_root(tmp_path / "root", "pi5", 8052)
+    result = run_install("--dry-run", "--lan", "--system-root", str(root), *install_paths(tmp_path), env=ARM64)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert not any((tmp_path / name).exists() for name in ("opt", "data", "etc"))
+    config = dry_run_file(out, f"{tmp_path}/etc/assistant.env")
+    assert "ASSISTANT_HOST=0.0.0.0" in config.splitlines() and "ASSISTANT_API_KEY=<new random key>" in config
+    assert f"would write {tmp_path}/etc/assistant.env (mode 600)" in out  # root and the service only
+    assert "API key: a new one would be generated" in out
+    parser = configparser.ConfigParser(strict=True, interpolation=None)
+    parser.optionxform = str
+    unit_text = dry_run_file(out, f"{tmp_path}/opt/share/assistant.service")
+    parser.read_string(unit_text)
+    service = parser["Service"]
+    assert service["ExecStart"].split()[1:] == ["serve", "--host", "0.0.0.0"]
+    allowed = service["IPAddressAllow"].split()
+    assert service["IPAddressDeny"] == "any" and {"localhost", "192.168.0.0/16", "10.0.0.0/8"} <= set(allowed)
+    assert not {"any", "0.0.0.0/0", "::/0"} & set(allowed)  # the internet stays denied
+    if systemd_analyze_path():
+        executable = tmp_path / "opt" / "venv" / "bin" / "assistant"
+        executable.parent.mkdir(parents=True)
+        executable.write_text("#!/bin/sh\nexit 0\n")
+        executable.chmod(0o755)
+        (tmp_path / "assistant.service").write_text(unit_text + "\n")
+        verified = verify_unit(tmp_path / "assistant.service")
+        assert verified.returncode == 0 and verified.stderr.strip() == "", verified.stderr
+
+
+def test_dry_run_with_lan_keeps_an_existing_key_and_never_shows_it(tmp_path):
+    root = make_root(tmp_path / "root", "pi4", 3796)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "assistant.env").write_text("ASSISTANT_HOST=127.0.0.1\nASSISTANT_API_KEY=s3cret-0123456789\n")
+    result = run_install("--dry-run", "--lan", "--system-root", str(root), *install_paths(tmp_path), env=ARM64)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"API key: kept from {tmp_path}/etc/assistant.env" in result.stdout
+    assert "s3cret" not in result.stdout and "ASSISTANT_API_KEY=<secret: 17 characters>" in result.stdout
+    plain = run_install("--dry-run", "--system-root", str(root), *install_paths(tmp_path / "other"), env=ARM64)
+    assert "ASSISTANT_HOST=127.0.0.1" in plain.stdout and "ASSISTANT_API_KEY" not in plain.stdout
+    assert "--host 127.0.0.1" in plain.stdout and "IPAddressAllow=localhost\n" in plain.stdout
