@@ -10,6 +10,7 @@ import pytest
 from tests.helpers import REPO_ROOT
 
 
+@pytest.mark.slow
 def test_serving_benchmark_quick(tmp_path):
     out = tmp_path / "serving.json"
     result = subprocess.run([sys.executable, "benchmarks/bench_serving.py", "--quick", "--out", str(out)],

@@ -12,6 +12,8 @@ import pytest
 
 from tests.helpers import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # long: skipped by `make test-fast`, run by `make test`
+
 
 @pytest.fixture()
 def small_disk(tmp_path):

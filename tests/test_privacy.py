@@ -15,6 +15,8 @@ import pytest
 
 from tests.helpers import REPO_ROOT, ServerProcess
 
+pytestmark = pytest.mark.slow  # long: skipped by `make test-fast`, run by `make test`
+
 NOTE_SECRET = "ZEBRAQUARTZ"  # words that must never reach a log
 PROMPT_SECRET = "PLATYPUSPROMPT"
 
@@ -78,7 +80,6 @@ def test_logs_carry_no_note_text_or_prompts(tmp_path):
 NO_NETWORK = shutil.which("unshare") and shutil.which("ip") and os.geteuid() == 0
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not NO_NETWORK and os.environ.get("CI") != "true",
                     reason="needs root, unshare and ip (iproute2) for a network namespace")
 def test_everything_works_with_only_loopback(tmp_path):

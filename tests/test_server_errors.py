@@ -112,6 +112,7 @@ def test_too_large_model_is_refused_not_crashed(server, client):
     still_serving(client)
 
 
+@pytest.mark.slow
 def test_eight_concurrent_requests_beyond_the_queue_get_503(server, client):
     """The session server admits 1 running + 2 queued: of 8 long requests sent at once,
     exactly 3 are answered and 5 refused at once (a limit that does not hold fails this)."""

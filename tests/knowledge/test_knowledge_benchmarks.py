@@ -7,6 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # long: skipped by `make test-fast`, run by `make test`
+
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "knowledge"
 
 
