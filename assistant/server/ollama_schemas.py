@@ -121,12 +121,9 @@ class _Generating(_KeepAlive):
         return value
 
 
-class OllamaMessage(BaseModel):
-    """One chat message (text only)."""
+class _TextOnly(BaseModel):
+    """A body part that may name ``images``, which the served (text) models cannot read."""
 
-    model_config = ConfigDict(extra="allow")
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str = ""
     images: Optional[list[Any]] = Field(None, max_length=0, description="not supported: text-only models")
 
     @field_validator("images", mode="before")
@@ -135,6 +132,14 @@ class OllamaMessage(BaseModel):
         if value:
             raise _refuse("images are not supported: the served models read text only")
         return value
+
+
+class OllamaMessage(_TextOnly):
+    """One chat message (text only)."""
+
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
 
 
 class OllamaChatRequest(_Generating):
@@ -152,7 +157,7 @@ class OllamaChatRequest(_Generating):
         return value
 
 
-class OllamaGenerateRequest(_Generating):
+class OllamaGenerateRequest(_Generating, _TextOnly):
     """``POST /api/generate``: ``prompt`` (and ``system``) go through the model's chat
     template; an empty prompt only loads (or, with keep_alive 0, unloads) the model."""
 
@@ -162,7 +167,6 @@ class OllamaGenerateRequest(_Generating):
     template: Optional[str] = Field(None, max_length=0, description="not supported: the model's own template is used")
     raw: Literal[False] = Field(False, description="not supported: the model's own template is used")
     context: Optional[list[int]] = Field(None, max_length=0, description="not supported: use /api/chat")
-    images: Optional[list[Any]] = Field(None, max_length=0, description="not supported: text-only models")
 
     @field_validator("suffix", "template", "raw", mode="before")
     @classmethod
@@ -177,13 +181,6 @@ class OllamaGenerateRequest(_Generating):
         if value:
             raise _refuse("context (token ids of an earlier answer) is not supported: send the conversation to "
                           "/api/chat")
-        return value
-
-    @field_validator("images", mode="before")
-    @classmethod
-    def _no_images(cls, value):
-        if value:
-            raise _refuse("images are not supported: the served models read text only")
         return value
 
 
