@@ -126,10 +126,6 @@ class Assistant:
                     stats = event
         return CompletedAnswer("".join(parts), answer.plan, answer.sources, stats)
 
-    def plan(self, request: AskRequest) -> Plan:
-        """The plan for ``request`` without generating (``assistant route``)."""
-        return self._prepare(request).plan
-
     def _generate(self, prepared: _Prepared, cancel: threading.Event) -> Iterator[GenerationEvent]:
         for event in prepared.engine.generate(prepared.prompt, cancel):
             if isinstance(event, GenerationStats) and event.finish_reason == "cancelled":

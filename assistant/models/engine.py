@@ -309,4 +309,5 @@ class Engine:
         """Model facts for /health and /v1/models."""
         return {"id": self.model.name, "path": str(self.model.path), "n_ctx": self.n_ctx,
                 "adapter": self.adapter.name if self.adapter else None,
-                "n_threads": self.n_threads, "extra_buffers": self.extra_buffers, "kv_cache_type": self.kv_cache_type, "chat_format": self.chat_format.name, **self.model.info.summary()}
+                "n_threads": self.n_threads, "extra_buffers": self.extra_buffers,
+                "kv_cache_type": self.kv_cache_type, "chat_format": self.chat_format.name, **self.model.info.summary()}

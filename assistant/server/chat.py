@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from assistant.errors import CancelledError, InvalidRequestError
+from assistant.errors import CancelledError
 from assistant.models.chat_format import ChatMessage
 from assistant.models.generation import GenerationStats, SamplingParams, TextPiece
 from assistant.models.grammar import json_grammar

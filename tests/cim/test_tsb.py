@@ -1,6 +1,5 @@
 """TSB: sharing rule, identity at init, frozen backbone, per-chip calibration and programming."""
 
-import copy
 
 import pytest
 import torch

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from assistant.doctor import FAIL, OK, WARN
-from assistant.doctor.system import amx_verdict, compare_build, decode_throttled
+from assistant.doctor.system import compare_build, decode_throttled
 from assistant.models.build_info import parse_system_info
 from assistant.knowledge.store import Store
 from assistant.models.catalog import package_dir
