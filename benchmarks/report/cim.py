@@ -1,0 +1,117 @@
+"""CIM: Monte-Carlo chips/s of cim_backend against IBM aihwkit, and how the cost grows with chips.
+
+Reads ``cim_chips_per_second.json`` from ``benchmarks/cim/bench_chips_per_second.py``: both tools
+simulate the same LeNet with the same programming noise on the same 360 test images, in one run.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from benchmarks.report.common import figure, load, loglog_fit, save, table
+
+TITLE = "CIM"
+SCRIPT = "benchmarks/cim/bench_chips_per_second.py"
+RESULT = "cim_chips_per_second.json"
+ROWS = (("cim_backend", "cim_backend (vectorised)"),
+        ("cim_backend_read_noise", "cim_backend, read noise on"),
+        ("aihwkit", "aihwkit (one chip at a time)"))
+
+
+def commands(quick: bool, results: Path) -> list[list[str]]:
+    """One run of the chips/s benchmark: --quick, or the script's defaults with 5 repeats."""
+    mode = ["--quick"] if quick else ["--repeats", "5"]
+    return [[SCRIPT, *mode, "--out", str(results / RESULT)]]
+
+
+def _why_no_aihwkit(data: dict) -> str:
+    aihwkit = data.get("aihwkit") or {}
+    return aihwkit.get("reason") or "aihwkit was not measured"
+
+
+def _cpu_ratio(data: dict) -> str:
+    """The ratio in CPU time, which other processes on shared cores disturb less than wall time."""
+    cim, aihwkit = data.get("cim_backend") or {}, data.get("aihwkit") or {}
+    if not (cim.get("median_cpu_seconds") and aihwkit.get("median_cpu_seconds")):
+        return ""
+    ratio = (cim["chips"] / cim["median_cpu_seconds"]) / (aihwkit["chips"] / aihwkit["median_cpu_seconds"])
+    return f" ({ratio:.2f}x in chips per CPU-second)"
+
+
+def _rate_rows(data: dict) -> list[list[object]]:
+    """Tool, chips, seconds, chips/s, ratio to aihwkit (same run), chips per CPU-second, mean accuracy."""
+    base = (data.get("aihwkit") or {}).get("chips_per_second")
+    rows = []
+    for key, label in ROWS:
+        r = data.get(key) or {}
+        if not r.get("chips_per_second"):
+            why = f"n/a: {r.get('reason') or 'not measured'}"
+            rows.append([label] + [why] * 6)
+            continue
+        ratio = r["chips_per_second"] / base if base else f"n/a: {_why_no_aihwkit(data)}"
+        cpu = r.get("median_cpu_seconds")
+        rows.append([label, r["chips"], float(r["median_seconds"]), float(r["chips_per_second"]),
+                     float(ratio) if isinstance(ratio, float) else ratio,
+                     r["chips"] / cpu if cpu else "n/a: CPU time not recorded", float(r["mean_accuracy"])])
+    return rows
+
+
+def _scaling(data: dict, plots: Path) -> str:
+    """Seconds vs chips per tool: a table of fitted exponents and the log-log plot."""
+    sweeps = {tool: rows for tool, rows in (data.get("sweep") or {}).items() if len(rows) >= 2}
+    if not sweeps:
+        return "Scaling: n/a: the run recorded fewer than two chip counts per tool."
+    fig, ax = figure()
+    fit_rows = []
+    for tool, rows in sweeps.items():
+        chips = [r["chips"] for r in rows]
+        seconds = [r["median_seconds"] for r in rows]
+        a, b = loglog_fit(chips, seconds)
+        ax.loglog(chips, seconds, "o", label=f"{tool} (exponent {b:.2f})")
+        span = [min(chips), max(chips)]
+        ax.loglog(span, [a * c**b for c in span], "--", color=ax.lines[-1].get_color())
+        fit_rows.append([tool, ", ".join(str(c) for c in chips), float(b), float(a), float(seconds[-1] / chips[-1])])
+    if "aihwkit" not in sweeps:
+        fit_rows.append(["aihwkit"] + [f"n/a: {_why_no_aihwkit(data)}"] * 4)
+    ax.set_xlabel("chips (programming-noise realisations)")
+    ax.set_ylabel("seconds (program + evaluate 360 images)")
+    ax.set_title("CIM Monte Carlo: cost vs chips")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    link = save(fig, plots, "cim_scaling")
+    return "\n\n".join([
+        "Scaling: seconds = a * chips^b, least squares on log-log (b = 1: linear in chips; b < 1: "
+        "fixed costs amortised over the batch).",
+        table(["tool", "chip counts", "exponent b", "a (s)", "s/chip at largest count"], fit_rows),
+        link,
+    ])
+
+
+def render(results: Path, plots: Path) -> str:
+    """The CIM section: chips/s against aihwkit, CIM engine tokens/s, scaling with chips."""
+    data = load(results / RESULT)
+    if not data:
+        return f"n/a: the CIM benchmark did not run (no {RESULT}; `python {SCRIPT}` writes it)."
+    m = data.get("machine") or {}
+    ratio = data.get("speedup_vs_aihwkit")
+    headline = (f"cim_backend is **{ratio:.2f}x** aihwkit's chips/s in the same run{_cpu_ratio(data)}."
+                if ratio else f"Ratio vs aihwkit: n/a: {_why_no_aihwkit(data)}.")
+    version = (data.get("aihwkit") or {}).get("version")
+    engine = data.get("cim_engine") or {}
+    tokens = engine.get("tokens_per_second")
+    tokens_line = (f"CIM engine tokens/s: {tokens:.3g}" if isinstance(tokens, (int, float)) and not math.isnan(tokens)
+                   else f"CIM engine tokens/s: n/a: {engine.get('reason') or 'no CIM engine yet (#12)'}")
+    work = data.get("workload") or {}
+    return "\n\n".join([
+        f"Same network, same noise, same test images for both tools: {work.get('network', 'LeNet digits')}, "
+        f"{work.get('test_images', 'n/a')} test images, {work.get('noise', 'programming noise only')}. "
+        f"A chip is one programming-noise draw plus a full test-set evaluation. "
+        f"{data.get('threads', 'n/a')} torch thread(s); {m.get('cpu', 'CPU n/a')}, {m.get('cores', 'n/a')} cores"
+        f"{'; aihwkit ' + version if version else ''}; repeats {data.get('repeats', 'n/a')} (median)"
+        f"{'; quick mode' if data.get('quick') else ''}.",
+        table(["tool", "chips", "seconds (median)", "chips/s", "ratio vs aihwkit", "chips per CPU-second",
+               "mean accuracy"], _rate_rows(data)),
+        headline,
+        tokens_line + ".",
+        _scaling(data, plots),
+    ])
