@@ -37,6 +37,7 @@ class DeviceProfile:
     lora_alpha: int
     queue_size: int = 4  # requests that may wait their turn (a household's phone, page and scripts burst)
     kv_cache_type: str = "f16"  # f16 | q8_0 (half the KV cache; measured in benchmarks/bench_kv_cache.py)
+    n_batch: int = 512  # prompt tokens per llama.cpp batch (measured in benchmarks/bench_prefill.py)
     detected_from: Optional[str] = field(default=None, compare=False)
 
     def effective_threads(self, available_cpus: Optional[int] = None) -> int:

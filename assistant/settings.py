@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     api_key: Optional[str] = Field(None, description="If set, requests need 'Authorization: Bearer <key>'.")
     n_ctx: Optional[int] = Field(None, ge=64, description="Context length; default: the profile's max context.")
     kv_cache_type: Optional[str] = Field(None, description="KV cache type: f16 or q8_0 (half the memory); default: the profile's.")
+    n_batch: Optional[int] = Field(None, ge=1, description="Prompt tokens evaluated per batch; default: the profile's.")
     n_threads: Optional[int] = Field(None, ge=1, description="Inference threads; default: the profile's threads.")
     queue_size: Optional[int] = Field(None, ge=1, description="Requests that may wait for the model; beyond this: 503. Default: the profile's.")
     max_wait: Optional[float] = Field(None, gt=0, description="Seconds a request may wait in the queue before a 503; default: no limit.")

@@ -19,8 +19,9 @@ from assistant.orchestrator import AskRequest, Assistant
 from assistant.settings import Settings
 
 
-def random_adapter(settings: Settings, name: str, seed: int) -> str:
-    """A rank-2 LoRA on layer 0's q/v projections of the default model, registered as ``name``."""
+def random_adapter(settings: Settings, name: str, seed: int, scale: float = 0.05) -> str:
+    """A rank-2 LoRA on layer 0's q/v projections of the default model, registered as ``name``
+    (``scale``: the std of its random A and B weights)."""
     import torch
 
     model = resolve_model("default", settings)
@@ -31,8 +32,8 @@ def random_adapter(settings: Settings, name: str, seed: int) -> str:
     state = {}
     for module, out in (("q_proj", width), ("v_proj", kv_width)):
         prefix = f"base_model.model.model.layers.0.self_attn.{module}"
-        state[f"{prefix}.lora_A.weight"] = torch.randn(2, width, generator=generator) * 0.05
-        state[f"{prefix}.lora_B.weight"] = torch.randn(out, 2, generator=generator) * 0.05
+        state[f"{prefix}.lora_A.weight"] = torch.randn(2, width, generator=generator) * scale
+        state[f"{prefix}.lora_B.weight"] = torch.randn(out, 2, generator=generator) * scale
     meta = AdapterMetadata(name=name, base_model=model.name, base_sha256=sha256_file(model.path), rank=2, alpha=4,
                            target_modules=("q_proj", "v_proj"), created=time.time(), data_snapshot="test",
                            val_loss=float("nan"), initial_val_loss=float("nan"), train_seconds=0.0, budget_s=0.0,

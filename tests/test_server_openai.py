@@ -16,6 +16,7 @@ def test_non_stream_answer_usage_and_plan(client):
     usage = response.usage
     assert usage.prompt_tokens > 0 and 0 < usage.completion_tokens <= 24
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert 0 <= usage.prompt_tokens_details.cached_tokens < usage.prompt_tokens  # the engine's reused prefix
     extra = response.model_extra
     assert extra["plan"]["strategy"] == "base"
     assert extra["plan"]["model"] == "smollm2-135m-instruct"

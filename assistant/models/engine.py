@@ -16,6 +16,7 @@ from assistant.models.catalog import ResolvedModel
 from assistant.models.chat_format import ChatFormat, ChatMessage, chat_format_for
 from assistant.models.generation import GenerationEvent, GenerationStats, SamplingParams, TextPiece
 from assistant.models.grammar import compile_grammar
+from assistant.models.prefix_cache import PrefixCache
 from assistant.models.stop_matcher import StopMatcher
 
 
@@ -79,10 +80,12 @@ class Engine:
     """Keeps one model loaded; generates for one request at a time (callers serialise)."""
 
     def __init__(self, model: ResolvedModel, n_ctx: int, n_threads: int, n_batch: int = 512,
-                 extra_buffers: Optional[bool] = None, kv_cache_type: str = "f16"):
-        """``extra_buffers``: llama.cpp's extra buffer types (weight repacking, and the AMX
+                 extra_buffers: Optional[bool] = None, kv_cache_type: str = "f16", prefix_reuse: bool = True):
+        """``n_batch``: prompt tokens evaluated per llama.cpp batch (also its ubatch).
+        ``extra_buffers``: llama.cpp's extra buffer types (weight repacking, and the AMX
         path where it is compiled in); None = on, unless this CPU would take a compiled-in
-        AMX path (see ``build_info``). ``kv_cache_type``: one of KV_CACHE_TYPES."""
+        AMX path (see ``build_info``). ``kv_cache_type``: one of KV_CACHE_TYPES.
+        ``prefix_reuse``: reuse the cached prompt prefix (off only to measure without it)."""
         import llama_cpp  # here, so that importing this module stays cheap
 
         from assistant.models.llama_loader import load_llama
@@ -103,6 +106,8 @@ class Engine:
         # buffer by the n_ctx asked for: a longer prompt + answer would overflow it.
         self.n_ctx = min(n_ctx, self._llm.n_ctx())
         self.kv_cache_type = kv_cache_type
+        self.n_batch = int(self._llm.n_batch)
+        self.prefixes = PrefixCache(self._llm, enabled=prefix_reuse)
         self.chat_format: ChatFormat = chat_format_for(
             model.info.chat_template, self._token_text(self._llm.token_bos()), self._token_text(self._llm.token_eos()))
         vocab = self._llm._model.vocab
@@ -112,6 +117,7 @@ class Engine:
         self._lock = threading.Lock()
         self.adapter: Optional[LoadedAdapter] = None
         self._adapter_on = False
+        self._cache_key: Optional[str] = None  # whose weights computed the KV cache: None = the base model's
         self.adapter_switches = 0
         self.last_switch_s = 0.0
 
@@ -145,6 +151,7 @@ class Engine:
             self._llm._stack.callback(lambda: llama_cpp.llama_adapter_lora_free(handle))
             self.adapter = LoadedAdapter(path.stem, path, metadata, handle)
             self._adapter_on = None  # unknown: force the next request to set it
+            self._forget_adapter_prefixes()
         return self.adapter
 
     def unload_adapter(self) -> None:
@@ -154,7 +161,16 @@ class Engine:
                 return
             if self._adapter_on is not False:
                 self._switch_adapter(False)
+            self._forget_adapter_prefixes()
             self.adapter = None
+
+    def _forget_adapter_prefixes(self) -> None:
+        """A cache computed with an adapter that is going away is useless: only the base
+        model's prefix survives an adapter change."""
+        if self._cache_key is not None:
+            self.prefixes.switch(self._cache_key, None, keep_old=False)
+            self._cache_key = None
+        self.prefixes.drop_except(None)
 
     @property
     def generating(self) -> bool:
@@ -162,8 +178,9 @@ class Engine:
         return self._lock.locked()
 
     def _switch_adapter(self, on: bool) -> None:
-        """Turn the adapter on or off for the next generation (no model reload); the KV
-        cache was computed with the other weights, so it is dropped."""
+        """Turn the adapter on or off for the next generation (no model reload). The KV
+        cache was computed with the other weights: its prompt prefix is kept aside under
+        those weights' key, and the prefix kept for the new weights, if any, comes back."""
         import ctypes
 
         import llama_cpp
@@ -177,7 +194,10 @@ class Engine:
             llama_cpp.llama_set_adapters_lora(self._llm.ctx, adapters, 1, scales)
         else:
             llama_cpp.llama_set_adapters_lora(self._llm.ctx, None, 0, None)
-        self._llm.reset()
+        key = self.adapter.name if on else None
+        if key != self._cache_key:
+            self.prefixes.switch(self._cache_key, key)
+            self._cache_key = key
         self._adapter_on = on
         self.adapter_switches += 1
         self.last_switch_s = time.perf_counter() - started
@@ -235,10 +255,9 @@ class Engine:
 
     def _generate(self, tokens: list[int], max_tokens: int, params: SamplingParams,
                   cancel: Optional[threading.Event]) -> Iterator[GenerationEvent]:
-        if params.seed is not None:
-            # Reusing a cached prefix evaluates the prompt in different batches, which moves
-            # logits by rounding; a seeded request must give the same text every time.
-            self._llm.reset()
+        # Seeded requests too: the reuse point is batch-aligned, so the prompt is evaluated in
+        # the same batches as from an empty cache and gives the same text (prefix_cache.py).
+        cached = self.prefixes.prepare(tokens)
         self._llm.set_seed(params.seed if params.seed is not None else random.randint(0, 2**31 - 1))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         matcher = StopMatcher(list(params.stop))
@@ -252,6 +271,7 @@ class Engine:
             for token in token_stream:
                 if first_at is None:
                     first_at = time.perf_counter()
+                    self.prefixes.evaluated(len(tokens))
                 if self._is_end(token):
                     finish = "stop"
                     break
@@ -277,7 +297,7 @@ class Engine:
         first_at = first_at or end
         decode_s = end - first_at
         yield GenerationStats(
-            finish_reason=finish, prompt_tokens=len(tokens), completion_tokens=produced,
+            finish_reason=finish, prompt_tokens=len(tokens), completion_tokens=produced, prompt_cached_tokens=cached,
             time_to_first_token_s=first_at - start, total_s=end - start,
             decode_tokens_per_s=(produced - 1) / decode_s if produced > 1 and decode_s > 0 else 0.0)
 
@@ -297,17 +317,17 @@ class Engine:
 
             import llama_cpp
 
-            self._llm.reset()
+            self.prefixes.invalidate()
             self._llm.eval(tokens)
             n_vocab = self._llm.n_vocab()
             pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)  # the last token's row
             values = list(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float))[:n_vocab])
-            self._llm.reset()  # the KV cache now holds this probe, not a conversation
+            self.prefixes.invalidate()  # the KV cache now holds this probe, not a conversation
             return values
 
     def describe(self) -> dict:
         """Model facts for /health and /v1/models."""
         return {"id": self.model.name, "path": str(self.model.path), "n_ctx": self.n_ctx,
                 "adapter": self.adapter.name if self.adapter else None,
-                "n_threads": self.n_threads, "extra_buffers": self.extra_buffers,
+                "n_threads": self.n_threads, "n_batch": self.n_batch, "extra_buffers": self.extra_buffers,
                 "kv_cache_type": self.kv_cache_type, "chat_format": self.chat_format.name, **self.model.info.summary()}

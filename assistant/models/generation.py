@@ -38,6 +38,7 @@ class GenerationStats:
     time_to_first_token_s: float
     total_s: float
     decode_tokens_per_s: float = field(default=0.0)
+    prompt_cached_tokens: int = 0  # prompt tokens taken from the KV cache, not evaluated again
 
     @property
     def total_tokens(self) -> int:

@@ -69,10 +69,12 @@ class ModelPool:
                 return self._engines[key][0]
             resolved = resolve_model(key, self.settings)
             kv_cache_type = self.settings.kv_cache_type or self.profile.kv_cache_type
+            n_batch = self.settings.n_batch or self.profile.n_batch
             estimate = estimate_memory(resolved.info, self.context_for(resolved.info.context_length),
-                                       kv_cache_type=kv_cache_type)
+                                       n_batch=n_batch, kv_cache_type=kv_cache_type)
             self._make_room(key, estimate)
-            engine = Engine(resolved, estimate.n_ctx, self.profile.effective_threads(), kv_cache_type=kv_cache_type)
+            engine = Engine(resolved, estimate.n_ctx, self.profile.effective_threads(), n_batch=n_batch,
+                            kv_cache_type=kv_cache_type)
             self._engines[key] = (engine, estimate)
             log.info("loaded model %s (n_ctx=%d, ~%.0f MB)", key, estimate.n_ctx, estimate.total_mb)
             self._attach(engine, self._adapter_marker[1])

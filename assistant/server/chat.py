@@ -53,7 +53,8 @@ def ask_request(body: ChatCompletionRequest) -> AskRequest:
 def usage(stats: GenerationStats) -> dict:
     """OpenAI's ``usage`` object."""
     return {"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
-            "total_tokens": stats.total_tokens}
+            "total_tokens": stats.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": stats.prompt_cached_tokens}}
 
 
 def finish_reason(stats: GenerationStats) -> str:
