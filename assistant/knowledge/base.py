@@ -8,9 +8,11 @@ generation, the next search notices and reloads the vectors.
 from __future__ import annotations
 
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
-from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS
+from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS, encoder_for_index
 from assistant.knowledge.errors import IndexMismatchError, InvalidQueryError, PassageNotFoundError
 from assistant.knowledge.layout import IndexLayout
 from assistant.knowledge.search import Passage, candidate_count, reciprocal_rank_fusion
@@ -25,20 +27,25 @@ MAX_K = 100
 class KnowledgeBase:
     """Hybrid search over the personal index, plus the encoder for ``/v1/embeddings``."""
 
-    def __init__(self, settings: Settings, encoder: str = DEFAULT_ENCODER, n_threads: Optional[int] = None):
+    def __init__(self, settings: Settings, encoder: Optional[str] = None, n_threads: Optional[int] = None):
+        """``encoder``: None follows the index (the encoder it was built with; the default
+        while there is none); a name insists on that encoder."""
         self.settings = settings
-        self.spec = ENCODERS[encoder]
+        self._requested_encoder = encoder
+        self.spec = ENCODERS[encoder or DEFAULT_ENCODER]
         self.layout = IndexLayout.for_settings(settings)
         self.n_threads = n_threads
-        self._lock = threading.Lock()  # SQLite connection and hnswlib graph are shared
+        self._lock = threading.Lock()  # the SQLite connection is shared, and which vectors are current
+        self._vector_lock = threading.Lock()  # the hnswlib graph (searched while BM25 holds _lock)
         self._store: Optional[Store] = None
         self._vectors: Optional[VectorIndex] = None
         self._generation: Optional[str] = None
         self._embedder = None
         self._encoder_lock = threading.Lock()
+        self._lexical_thread: Optional[ThreadPoolExecutor] = None
 
     @classmethod
-    def open(cls, settings: Settings, encoder: str = DEFAULT_ENCODER,
+    def open(cls, settings: Settings, encoder: Optional[str] = None,
              n_threads: Optional[int] = None) -> "KnowledgeBase":
         """The knowledge base of ``settings.home``; an empty one if nothing is indexed."""
         base = cls(settings, encoder, n_threads)
@@ -48,19 +55,26 @@ class KnowledgeBase:
 
     @property
     def embedding_model_name(self) -> str:
-        """The encoder's name, as reported by ``/v1/embeddings``."""
-        return self.spec.name
+        """The encoder's model name, as reported by ``/v1/embeddings`` (without its
+        quantization, as a chat model's name is)."""
+        return self.spec.model_name
 
     def _refresh(self) -> None:
         """(Re)load the vectors if the committed generation changed since the last look."""
         if self._store is None:
             if not self.layout.database.is_file():
                 return
-            self._store = Store(self.layout.database, writable=False)
-            recorded = self._store.get_meta("encoder_name")
-            if recorded not in (None, self.spec.name):
+            store = Store(self.layout.database, writable=False)
+            recorded = store.get_meta("encoder_name")
+            spec = encoder_for_index(recorded, self._requested_encoder)
+            if recorded not in (None, spec.name):
+                store.close()  # kept closed: every search refuses, not only the first
                 raise IndexMismatchError(f"the index was built with {recorded}, this server encodes with "
-                                         f"{self.spec.name}: run `assistant personalize` again")
+                                         f"{spec.name}: run `assistant personalize` again")
+            if spec != self.spec:
+                with self._encoder_lock:  # loaded (by an embeddings request) before the index existed
+                    self.spec, self._embedder = spec, None
+            self._store = store
         generation = self._store.get_meta("generation")
         if generation != self._generation or self._vectors is None:
             self._vectors = load_vectors(self._store, self.layout, self.spec.dim)
@@ -98,25 +112,36 @@ class KnowledgeBase:
                 self._embedder = OnnxEmbedder.for_settings(self.settings, self.spec.name, self.n_threads)
             return self._embedder
 
-    def search(self, query: str, k: int) -> list[Passage]:
-        """The ``k`` best passages for ``query``: vector and BM25 rankings fused by RRF."""
+    def search(self, query: str, k: int, timings: Optional[dict[str, float]] = None) -> list[Passage]:
+        """The ``k`` best passages for ``query``: vector and BM25 rankings fused by RRF.
+        ``timings``, if given, receives each stage's milliseconds (``embed_ms``,
+        ``lexical_ms``, ``vector_ms``, ``fusion_ms``; the first two overlap)."""
         if not isinstance(query, str) or not query.strip():
             raise InvalidQueryError("the search query is empty", param="query")
         if k < 1 or k > MAX_K:
             raise InvalidQueryError(f"k must be between 1 and {MAX_K}, not {k}", param="k")
+        wanted = candidate_count(k)
         with self._lock:
             self._refresh()
             if self._store is None or self._vectors is None or len(self._vectors) == 0:
                 return []
-        query_vector = self._encoder().encode([query])[0]  # outside the lock: the slow part
-        wanted = candidate_count(k)
+            vectors = self._vectors  # a reload replaces the object: this one stays whole
+            if self._lexical_thread is None:
+                self._lexical_thread = ThreadPoolExecutor(1, thread_name_prefix="knowledge-bm25")
+            lexical = self._lexical_thread.submit(self._lexical_search, query, wanted, timings)
+        # BM25 needs no query vector: it runs on its thread while the encoder runs here
+        # (SQLite and onnxruntime both release the GIL), so the two costs overlap
+        started = time.perf_counter()
+        query_vector = self._encoder().encode([query])[0]
+        started = _lap(timings, "embed_ms", started)
+        with self._vector_lock:
+            vector_ids = [chunk_id for chunk_id, _ in vectors.search(query_vector, wanted)]
+        _lap(timings, "vector_ms", started)
+        lexical_ids = [chunk_id for chunk_id, _ in lexical.result()]
+        started = time.perf_counter()
+        fused = reciprocal_rank_fusion([vector_ids, lexical_ids])[: k * 2]
         with self._lock:
-            vector_hits = self._vectors.search(query_vector, wanted)
-            lexical_hits = self._store.lexical_search(query, wanted)
-            vector_ids = [chunk_id for chunk_id, _ in vector_hits]
-            lexical_ids = [chunk_id for chunk_id, _ in lexical_hits]
-            fused = reciprocal_rank_fusion([vector_ids, lexical_ids])[: k * 2]
-            rows = self._store.chunks_by_id([chunk_id for chunk_id, _ in fused])
+            rows = {} if self._store is None else self._store.chunks_by_id([chunk_id for chunk_id, _ in fused])
         vector_rank = {cid: rank for rank, cid in enumerate(vector_ids, start=1)}
         lexical_rank = {cid: rank for rank, cid in enumerate(lexical_ids, start=1)}
         passages = []
@@ -126,7 +151,17 @@ class KnowledgeBase:
                 continue
             passages.append(Passage(chunk_id, row.path, row.heading, row.start_line, row.end_line, row.text,
                                     score, vector_rank.get(chunk_id), lexical_rank.get(chunk_id)))
+        _lap(timings, "fusion_ms", started)
         return passages[:k]
+
+    def _lexical_search(self, query: str, limit: int,
+                        timings: Optional[dict[str, float]]) -> list[tuple[int, float]]:
+        """BM25 hits, on the lexical thread (the store is shared, hence the lock)."""
+        started = time.perf_counter()
+        with self._lock:
+            hits = [] if self._store is None else self._store.lexical_search(query, limit)
+        _lap(timings, "lexical_ms", started)
+        return hits
 
     def sources(self) -> list[dict]:
         """The indexed folders (as ``assistant sources`` lists them): path, documents,
@@ -155,9 +190,20 @@ class KnowledgeBase:
                 self._store.close()
             self._store = self._vectors = None
             self._embedder = None
+            if self._lexical_thread is not None:
+                self._lexical_thread.shutdown(wait=False)
+                self._lexical_thread = None
 
     def __enter__(self) -> "KnowledgeBase":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _lap(timings: Optional[dict[str, float]], stage: str, started: float) -> float:
+    """Record the milliseconds since ``started`` under ``stage`` (if timing); returns now."""
+    now = time.perf_counter()
+    if timings is not None:
+        timings[stage] = (now - started) * 1000
+    return now

@@ -58,11 +58,13 @@ def embedding_text(path: str, chunk: Chunk) -> str:
 class Indexer:
     """Runs personalize passes; keeps the encoder loaded between passes (``--watch``)."""
 
-    def __init__(self, settings: Settings, encoder: str = DEFAULT_ENCODER,
+    def __init__(self, settings: Settings, encoder: Optional[str] = None,
                  chunker: ChunkerConfig = ChunkerConfig(), checkpoint_s: float = 60.0,
                  progress: bool = False, n_threads: Optional[int] = None):
+        """``encoder``: None keeps the index's own encoder (the default for a new index)."""
         self.settings = settings
-        self.spec = ENCODERS[encoder]
+        self._requested_encoder = encoder
+        self.spec = ENCODERS[encoder or DEFAULT_ENCODER]  # until a run opens the index
         self.chunker = chunker
         self.checkpoint_s = checkpoint_s
         self.progress = progress
@@ -95,7 +97,9 @@ class Indexer:
         roots = [resolve_root(p) for p in paths]
         report = IndexReport(roots=[str(r) for r in roots])
         try:
-            with IndexWriter(self.layout, self.spec.name, self.spec.dim, self.chunker) as writer:
+            with IndexWriter(self.layout, self._requested_encoder, self.chunker) as writer:
+                if writer.spec != self.spec:  # an index built with another registered encoder
+                    self.spec, self._embedder = writer.spec, None
                 for root in roots:
                     self._index_root(writer, root, report)
                 writer.commit(self.chunker)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from assistant.knowledge.chunker import ChunkerConfig
-from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS
 from assistant.knowledge.errors import SourceNotFoundError
 from assistant.knowledge.layout import IndexLayout
 from assistant.knowledge.store import Store
@@ -32,8 +31,7 @@ def forget_source(settings: Settings, path: Path | str) -> dict:
     root = str(Path(path).expanduser().resolve())
     if not layout.database.is_file():
         raise SourceNotFoundError(f"{root} is not indexed (the index is empty)", param="path")
-    spec = ENCODERS[DEFAULT_ENCODER]
-    with IndexWriter(layout, spec.name, spec.dim, ChunkerConfig()) as writer:
+    with IndexWriter(layout, None, ChunkerConfig()) as writer:
         roots = writer.store.source_paths()
         if root not in roots:
             known = ", ".join(roots) or "none"

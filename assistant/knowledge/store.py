@@ -239,20 +239,34 @@ class Store:
         words = query_words(query)
         if not words:
             return []
-        terms = self._stemmer.terms(words)
-        counts = dict(self.db.execute(
-            f"SELECT term, doc FROM chunks_fts_vocab WHERE term IN ({','.join('?' * len(set(terms.values())))})",
-            list(set(terms.values())))) if terms else {}
-        present = [w for w in words if counts.get(terms.get(w), 0) > 0]
-        kept = [w for w in present if counts[terms[w]] <= MAX_TERM_CHUNKS]
-        if not kept and present:
-            kept = [min(present, key=lambda w: counts[terms[w]])]
+        cap = MAX_TERM_CHUNKS
+        counts = {word: self._chunks_matching(word, cap + 1) for word in words}
+        present = [w for w in words if counts[w] > 0]
+        kept = [w for w in present if counts[w] <= cap]
+        if not kept and present:  # only common words: now their exact counts are worth reading
+            kept = [self._rarest(present)]
         if not kept:
             return []
         rows = self.db.execute(
             "SELECT rowid, bm25(chunks_fts, 1.0, 2.0, 1.0) AS score FROM chunks_fts WHERE chunks_fts MATCH ? "
             "ORDER BY score LIMIT ?", (fts_expression(kept), limit)).fetchall()
         return [(int(row[0]), -float(row[1])) for row in rows]  # FTS5's bm25 is lower-is-better
+
+    def _chunks_matching(self, word: str, at_most: int) -> int:
+        """How many chunks match ``word``, counting no further than ``at_most``: walking the
+        rowids stops at the bound, where ``chunks_fts_vocab`` reads a common term's whole
+        posting list, positions included (4 ms for a word in every one of 100k chunks)."""
+        return int(self.db.execute("SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? "
+                                   "LIMIT ?)", (fts_expression([word]), at_most)).fetchone()[0])
+
+    def _rarest(self, words: list[str]) -> str:
+        """The word whose indexed term is in the fewest chunks (exact counts: slow for
+        common terms, so only for queries made of common words alone)."""
+        terms = self._stemmer.terms(words)
+        wanted = sorted(set(terms.values()))
+        counts = dict(self.db.execute(
+            f"SELECT term, doc FROM chunks_fts_vocab WHERE term IN ({','.join('?' * len(wanted))})", wanted))
+        return min(words, key=lambda w: counts.get(terms.get(w), 0) or float("inf"))
 
 
 MAX_TERM_CHUNKS = 5000

@@ -15,7 +15,9 @@ import numpy as np
 
 HNSW_M = 16  # graph degree: recall vs. memory (~2*M*4 bytes of links per vector)
 HNSW_EF_CONSTRUCTION = 200
-HNSW_EF_SEARCH = 384  # recall@10 at 100k chunks: 0.96 at 128, 0.98 at 256 (benchmarks/knowledge)
+# recall@10 at 100k chunks (benchmarks/knowledge/bench_index.py): 0.957 at ef 128, 0.979 at
+# 256, 0.985 at 384, 0.989 at 512, 0.995 at 768 (about 1 ms more per query than 384)
+HNSW_EF_SEARCH = 768
 
 
 class VectorIndex:

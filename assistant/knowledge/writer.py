@@ -10,6 +10,7 @@ from typing import Optional
 import numpy as np
 
 from assistant.knowledge.chunker import Chunk, ChunkerConfig
+from assistant.knowledge.encoders import encoder_for_index
 from assistant.knowledge.errors import IndexMismatchError
 from assistant.knowledge.layout import IndexLayout, WriteLock
 from assistant.knowledge.store import Store
@@ -40,13 +41,16 @@ def load_or_rebuild_vectors(store: Store, layout: IndexLayout, dim: int) -> tupl
 class IndexWriter:
     """The single writer of an index (holds the write lock while open)."""
 
-    def __init__(self, layout: IndexLayout, encoder_name: str, dim: int, chunker: ChunkerConfig):
+    def __init__(self, layout: IndexLayout, encoder: Optional[str], chunker: ChunkerConfig):
+        """``encoder``: None keeps the one the index was built with (the default for a new
+        index); a name insists on that one. ``spec`` is the encoder to embed with."""
         self.layout = layout
         self._lock = WriteLock(layout.lock_file).acquire()
         try:
             self.store = Store(layout.database)
-            self.rechunk_all = self._check_meta(encoder_name, dim, chunker)
-            self.vectors, rebuilt = load_or_rebuild_vectors(self.store, layout, dim)
+            self.spec = encoder_for_index(self.store.get_meta("encoder_name"), encoder)
+            self.rechunk_all = self._check_meta(self.spec.name, self.spec.dim, chunker)
+            self.vectors, rebuilt = load_or_rebuild_vectors(self.store, layout, self.spec.dim)
         except BaseException:
             self._lock.release()
             raise

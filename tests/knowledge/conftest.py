@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS, ensure_onnx
+from assistant.knowledge.encoders import ENCODERS, ensure_onnx
 from assistant.settings import Settings
 from knowledge_helpers import install_encoder
 
@@ -17,11 +17,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def encoder_home(request, tmp_path_factory) -> Path:
-    """A home whose encoder was exported (in a subprocess) once, and kept in pytest's
-    cache between sessions; ``ensure_onnx`` re-exports it if the model files changed."""
+    """A home whose encoders (the int8 default and fp32) were exported (in a subprocess)
+    once, and kept in pytest's cache between sessions; ``ensure_onnx`` re-exports one if
+    the model files changed."""
     cache = getattr(request.config, "cache", None)
     home = cache.mkdir("knowledge-encoder-home") if cache is not None else tmp_path_factory.mktemp("encoder-home")
-    ensure_onnx(Settings(home=home), ENCODERS[DEFAULT_ENCODER])
+    for spec in ENCODERS.values():
+        ensure_onnx(Settings(home=home), spec)
     return home
 
 

@@ -1,23 +1,43 @@
-"""Helpers for the knowledge tests: installing the exported encoder in a home, writing
-notes, snapshotting a folder, and a minimal valid PDF written by hand (one Helvetica text
+"""Helpers for the knowledge tests: installing the exported encoders in a home, texts for
+comparing encoders, writing notes, snapshotting a folder, and a minimal valid PDF written by hand (one Helvetica text
 line per input line, one page per list) so fixtures need no PDF writer."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS, artifact_dir
+from assistant.knowledge.encoders import ENCODERS, artifact_dir
 from assistant.settings import Settings
 
 
 def install_encoder(encoder_home: Path, home: Path) -> None:
-    """Give ``home`` the exported encoder: a symlink to the shared export (no 90 MB copy
-    per test; nothing writes there once the export matches)."""
-    spec = ENCODERS[DEFAULT_ENCODER]
-    source = artifact_dir(Settings(home=encoder_home), spec)
-    target = artifact_dir(Settings(home=home), spec)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(source, target, target_is_directory=True)
+    """Give ``home`` the exported encoders (int8 default and fp32): symlinks to the shared
+    exports (no copy per test; nothing writes there once an export matches)."""
+    for spec in ENCODERS.values():
+        source = artifact_dir(Settings(home=encoder_home), spec)
+        target = artifact_dir(Settings(home=home), spec)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(source, target, target_is_directory=True)
+
+
+TOPICS = ["dentist appointment", "car insurance", "sister's birthday", "wifi password", "running times",
+          "pancake recipe", "passport expiry", "guitar practice", "rent payment", "vaccination record"]
+
+
+def parity_texts() -> list[str]:
+    """100 texts of varied length and script, from a word to a truncated page."""
+    texts = []
+    for i in range(100):
+        topic = TOPICS[i % len(TOPICS)]
+        if i % 10 == 0:
+            texts.append(topic)
+        elif i % 10 == 1:
+            texts.append(f"Über {topic}: naïve café — 東京 {i} 🍣")
+        elif i % 10 == 2:
+            texts.append(" ".join([f"A long note about {topic}, number {i}."] * 60))  # over 256 tokens
+        else:
+            texts.append(f"Note {i}: remember the {topic} on day {i % 28 + 1}, and call back after {i} minutes.")
+    return texts
 
 
 def write(path: Path, text: str) -> Path:

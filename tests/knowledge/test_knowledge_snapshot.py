@@ -35,7 +35,7 @@ def test_health_of_a_healthy_index(notes, settings):
     Indexer(settings).run([notes])
     found = health.index_health(settings)
     assert (found.open_error, found.integrity, found.schema_problem) == (None, "ok", None)
-    assert (found.sources, found.chunks, found.encoder) == (1, 1, "all-MiniLM-L6-v2")
+    assert (found.sources, found.chunks, found.encoder) == (1, 1, "all-MiniLM-L6-v2-int8")
     assert found.vector_file and found.vector_file_present
 
 
