@@ -11,7 +11,7 @@ LLAMA_BUILD_KEY := $(shell deploy/build-llama.sh --print-key)
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
-.PHONY: run test test-fast install install-dev bench-serving bench-adapters bench-cim cim-reproduce clean
+.PHONY: run test test-fast install install-dev bench bench-quick bench-serving bench-adapters bench-cim aihwkit cim-reproduce llama-server clean
 
 $(VENV)/.llama-built-$(LLAMA_BUILD_KEY):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,21 +43,39 @@ test: install-dev
 test-fast: install-dev
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# Benchmarks (each prints its table; JSON goes to benchmarks/results/).
+# Every benchmark, one report: benchmarks/RESULTS.md with its plots and JSON (under an hour;
+# nothing else should run meanwhile). It builds llama.cpp's C++ server as a peer (once, cached)
+# and installs aihwkit, the CIM peer.
+bench: install-dev llama-server aihwkit
+	$(PY) benchmarks/run_all.py
+
+# The same sections from the --quick modes (about two minutes), under benchmarks/results/quick/.
+bench-quick: install-dev
+	$(PY) benchmarks/run_all.py --quick
+
+# The peer for the CIM benchmark. --no-deps: its declared dependencies pull a CUDA torch.
+# 1.1.0: the last release with a wheel for this Python (1.2.0 is a source package that fails to build).
+aihwkit: install-dev
+	$(PY) -c "import aihwkit" 2>/dev/null || $(PIP) install -c constraints.txt --no-deps aihwkit==1.1.0
+
+# Single benchmarks (each prints its table; JSON goes to benchmarks/results/).
 bench-serving: install-dev
 	$(PY) benchmarks/bench_serving.py
 
 bench-adapters: install-dev
 	$(PY) benchmarks/bench_adapters.py
 
-# The peer for the CIM benchmark. --no-deps: its declared dependencies pull a CUDA torch.
-# 1.1.0: the last release with a wheel for this Python (1.2.0 is a source package that fails to build).
-bench-cim: install-dev
-	$(PIP) install -c constraints.txt --no-deps aihwkit==1.1.0
+bench-cim: aihwkit
 	$(PY) benchmarks/cim/bench_chips_per_second.py --repeats 5
 
 cim-reproduce: install
 	$(PY) -m cim_backend.reproduce --out benchmarks/results/cim_reproduce
+
+# llama.cpp's own C++ server, a peer for bench-serving: built from the llama.cpp inside the
+# pinned llama-cpp-python source package, with deploy/build-llama.sh's flags, and cached
+# under the same kind of key (a second build is a no-op).
+llama-server:
+	deploy/build-llama-server.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -88,24 +88,30 @@ def peak_memory_mb(profile: str, kv: str, work: Path) -> dict:
     server = ServerProcess(home, "--profile", profile, "--kv-cache-type", kv)
     try:
         server.wait_ready(300)
+        idle = _status_mb(server.proc.pid)
         answer = httpx.post(f"{server.base_url}/v1/chat/completions", timeout=300, json={
             "messages": [{"role": "user", "content": "Where is my blue bike parked?"}], "strategy": "rag",
             "max_tokens": 32, "temperature": 0.0})
         answer.raise_for_status()
-        status = Path(f"/proc/{server.proc.pid}/status").read_text()
-        fields = {line.split(":")[0]: int(line.split()[1]) // 1024 for line in status.splitlines()
-                  if line.startswith(("VmHWM", "VmRSS"))}
+        fields = _status_mb(server.proc.pid)
         n_ctx = httpx.get(f"{server.base_url}/health", timeout=10).json()["model"]["n_ctx"]
     finally:
         server.stop()
     return {"profile": profile, "kv_cache_type": kv, "n_ctx": n_ctx, "peak_mb": fields["VmHWM"],
-            "rss_mb": fields["VmRSS"]}
+            "rss_mb": fields["VmRSS"], "idle_rss_mb": idle["VmRSS"], "idle_peak_mb": idle["VmHWM"]}
+
+
+def _status_mb(pid: int) -> dict:
+    """VmHWM and VmRSS of a process, in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return {line.split(":")[0]: int(line.split()[1]) // 1024 for line in status.splitlines()
+            if line.startswith(("VmHWM", "VmRSS"))}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, default=2048)
-    parser.add_argument("--quick", action="store_true", help="256 tokens, two profiles")
+    parser.add_argument("--quick", action="store_true", help="256 tokens, two profiles, their default KV cache only")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "kv_cache.json")
     args = parser.parse_args(argv)
     profiles = ["raspberry-pi-4-2gb", "laptop-16gb"] if args.quick else list_profiles()
@@ -113,7 +119,7 @@ def main(argv=None) -> int:
     report = {"quality": quality(256 if args.quick else args.tokens, work), "memory": []}
     for name in profiles:
         configured = load_profile(name).kv_cache_type
-        for kv in sorted({configured, "f16"}):
+        for kv in sorted({configured} if args.quick else {configured, "f16"}):
             row = peak_memory_mb(name, kv, work)
             row["profile_default"] = kv == configured
             report["memory"].append(row)

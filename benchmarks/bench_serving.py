@@ -1,12 +1,27 @@
-"""Decode throughput, time to first token and resident memory of `assistant serve`,
-against direct llama-cpp-python in one process and against `python -m llama_cpp.server`
-(the peer), on the same model, threads, context and prompts, runs interleaved.
+"""Generation through `assistant serve` against the same model run directly in this process
+and against the peers, on the same build, threads, context and prompts, runs interleaved.
 
-Every run generates exactly ``--tokens`` tokens (end-of-sequence tokens are banned with
-logit_bias in all three), greedy, so the three do the same work.
+Modes, per catalog model:
+- ``assistant serve`` on its OpenAI endpoint, and on its Ollama endpoint (``/api/chat``);
+- ``direct Llama.generate``: the raw token loop in this process, the ceiling for any server
+  built on llama-cpp-python; ``direct create_chat_completion``: its usual high-level API;
+- ``llama_cpp.server``: llama-cpp-python's own server;
+- ``llama-server (C++)``: llama.cpp's server built from the llama.cpp sources inside the
+  llama-cpp-python source package (``deploy/build-llama-server.sh``), when built.
+Ollama itself cannot be installed offline here, so it is not among the peers.
 
-    .venv/bin/python benchmarks/bench_serving.py            # full: 5 rounds x 3 prompts, 128 tokens
-    .venv/bin/python benchmarks/bench_serving.py --quick    # smoke: 1 round x 2 prompts, 16 tokens
+Workloads: ``chat`` (three prompts, ``--tokens`` generated, end-of-generation tokens banned
+with logit_bias where the API has it, greedy) for decode rate; ``rag`` (one RAG-sized
+prompt, 600-1,200 tokens of note passages, 16 tokens) for time to first token and prefill.
+Every prompt starts with a per-round tag so no server can answer it from its prompt cache.
+
+Definitions: client decode rate = completion tokens / (time of the last content byte - time
+of the first); TTFT = request start to the first content byte; prefill rate = prompt tokens
+/ TTFT. Ratios are per round (the median over the round's prompts of each side), then the
+median of the per-round ratios with a percentile-bootstrap 95% interval over rounds.
+
+    .venv/bin/python benchmarks/bench_serving.py            # full: 8 rounds, both models
+    .venv/bin/python benchmarks/bench_serving.py --quick    # smoke: 2 rounds, default model
 """
 from __future__ import annotations
 
@@ -19,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import httpx
 import psutil
@@ -28,6 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from assistant.models.catalog import resolve_model  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
+from benchmarks.report.common import bootstrap_ci, machine  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
 
 PROMPTS = [
@@ -35,31 +52,80 @@ PROMPTS = [
     "Write a story about a lighthouse keeper who finds a message in a bottle.",
     "Describe the water cycle step by step for a school class.",
 ]
-BANNED = {0: -100, 1: -100, 2: -100}  # SmolLM2: <|endoftext|>, <|im_start|>, <|im_end|>
+NOTES = REPO / "benchmarks" / "router" / "eval" / "notes"
+RAG_TOKENS = 16
+OURS, OLLAMA = "assistant serve", "assistant serve (Ollama API)"
+GENERATE, CHAT_API = "direct Llama.generate", "direct create_chat_completion"
+PEER, CPP_PEER = "llama_cpp.server", "llama-server (C++)"
 
 
-def stream_http(base_url: str, prompt: str, tokens: int) -> dict:
-    """One streamed chat completion: client-side time to first content and decode rate."""
-    body = {"model": "default", "messages": [{"role": "user", "content": prompt}], "max_tokens": tokens,
-            "temperature": 0.0, "stream": True, "logit_bias": {str(k): v for k, v in BANNED.items()}}
-    start = time.perf_counter()
-    first, last, pieces = None, None, 0
-    with httpx.stream("POST", f"{base_url}/v1/chat/completions", json=body, timeout=600) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            delta = json.loads(line[6:])["choices"]
-            if delta and delta[0]["delta"].get("content"):
-                now = time.perf_counter()
-                first = first or now
-                last = now
-                pieces += 1
-    return {"ttft_s": first - start, "decode_tps": (tokens - 1) / (last - first) if last > first else 0.0}
+def rag_prompt(question: str, passages: int = 6) -> str:
+    """A RAG-shaped prompt: numbered note passages, then the question (as the product's RAG
+    prompt lays them out)."""
+    notes = sorted(NOTES.rglob("*.md"))[:passages]
+    body = "\n\n".join(f"[{i + 1}] {path.stem}\n{path.read_text()[:1100]}" for i, path in enumerate(notes))
+    return f"Answer from these notes and cite them.\n\n{body}\n\nQuestion: {question}"
+
+
+def timed_stream(lines, content_of: Callable[[str], tuple[str, int]], start: float, fallback_tokens: int) -> dict:
+    """Time to the first content byte and decode rate from a stream of lines; ``content_of``
+    gives (content, completion tokens when the line reports them, else 0)."""
+    first = last = None
+    counted = 0
+    for line in lines:
+        content, tokens = content_of(line)
+        counted = tokens or counted
+        if content:
+            now = time.perf_counter()
+            first = first or now
+            last = now
+    if first is None:
+        raise RuntimeError("the stream carried no content")
+    tokens = counted or fallback_tokens
+    return {"ttft_s": first - start, "decode_tps": tokens / (last - first) if last > first else 0.0,
+            "completion_tokens": tokens}
+
+
+def openai_content(line: str) -> tuple[str, int]:
+    if not line.startswith("data: ") or line == "data: [DONE]":
+        return "", 0
+    chunk = json.loads(line[6:])
+    choices = chunk.get("choices") or [{}]
+    return choices[0].get("delta", {}).get("content") or "", 0
+
+
+def ollama_content(line: str) -> tuple[str, int]:
+    if not line.strip():
+        return "", 0
+    chunk = json.loads(line)
+    return chunk.get("message", {}).get("content") or "", chunk.get("eval_count", 0) if chunk.get("done") else 0
+
+
+def openai_stream(base_url: str, model: str, banned: dict[int, float], **extra) -> Callable[[str, int], dict]:
+    def run(prompt: str, tokens: int) -> dict:
+        body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": tokens,
+                "temperature": 0.0, "stream": True, "logit_bias": {str(k): v for k, v in banned.items()}, **extra}
+        start = time.perf_counter()
+        with httpx.stream("POST", f"{base_url}/v1/chat/completions", json=body, timeout=600) as response:
+            response.raise_for_status()
+            return timed_stream(response.iter_lines(), openai_content, start, tokens)
+    return run
+
+
+def ollama_stream(base_url: str, model: str) -> Callable[[str, int], dict]:
+    """The Ollama API has no logit_bias: the answer may end early; its own eval_count is used."""
+    def run(prompt: str, tokens: int) -> dict:
+        body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True,
+                "options": {"num_predict": tokens, "temperature": 0.0}}
+        start = time.perf_counter()
+        with httpx.stream("POST", f"{base_url}/api/chat", json=body, timeout=600) as response:
+            response.raise_for_status()
+            return timed_stream(response.iter_lines(), ollama_content, start, tokens)
+    return run
 
 
 class Direct:
-    """llama-cpp-python in this process: the ceiling for any server built on it."""
+    """llama-cpp-python in this process, loaded the way the engine loads it."""
 
     def __init__(self, model_path: str, n_ctx: int, threads: int):
         import llama_cpp
@@ -67,29 +133,32 @@ class Direct:
         from assistant.models.build_info import amx_guard_needed, cpu_flags, llama_build_features
         from assistant.models.llama_loader import load_llama
 
-        # The same llama-cpp-python build as the server and the peer (deploy/build-llama.sh:
-        # no AMX path), loaded the way the engine loads it.
         extra_buffers = not amx_guard_needed(cpu_flags(), llama_build_features())
         self.llm = load_llama(extra_buffers, model_path=model_path, n_ctx=n_ctx, n_threads=threads,
                               n_threads_batch=threads, verbose=False)
-        ids, biases = list(BANNED), list(BANNED.values())
+        vocab = self.llm._model.vocab
+        self.banned = {t: -100.0 for t in range(self.llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)}
+        ids, biases = list(self.banned), list(self.banned.values())
 
         def ban(_ids, scores):
             scores[ids] += biases
             return scores
 
         self.processor = llama_cpp.LogitsProcessorList([ban])
-
-    def run_generate(self, prompt: str, tokens: int) -> dict:
-        """The raw token loop (``Llama.generate``): the ceiling, with no text handling at all."""
-        messages = [{"role": "user", "content": prompt}]
+        template = self.llm.metadata.get("tokenizer.chat_template")
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        template = self.llm.metadata["tokenizer.chat_template"]
-        formatter = Jinja2ChatFormatter(template, eos_token="", bos_token="")
-        prompt_text = formatter(messages=messages).prompt
-        ids = self.llm.tokenize(prompt_text.encode(), add_bos=True, special=True)
-        self.llm.reset()  # no KV prefix reuse from the previous run: each mode starts cold
+        self.formatter = Jinja2ChatFormatter(template, eos_token="", bos_token="") if template else None
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        messages = [{"role": "user", "content": prompt}]
+        text = self.formatter(messages=messages).prompt if self.formatter else f"User: {prompt}\nAssistant:"
+        return self.llm.tokenize(text.encode(), add_bos=True, special=True)
+
+    def run_generate(self, prompt: str, tokens: int) -> dict:
+        """The raw token loop (``Llama.generate``), cold (no prefix reuse between runs)."""
+        ids = self.prompt_ids(prompt)
+        self.llm.reset()
         start = time.perf_counter()
         first = last = None
         produced = 0
@@ -101,107 +170,184 @@ class Direct:
             produced += 1
             if produced >= tokens:
                 break
-        return {"ttft_s": first - start, "decode_tps": (tokens - 1) / (last - first) if last > first else 0.0}
+        return {"ttft_s": first - start, "decode_tps": produced / (last - first) if last > first else 0.0,
+                "completion_tokens": produced}
 
-    def run(self, prompt: str, tokens: int) -> dict:
-        """``create_chat_completion`` streaming: the usual high-level API."""
-        messages = [{"role": "user", "content": prompt}]
+    def run_chat(self, prompt: str, tokens: int) -> dict:
+        """``create_chat_completion`` streaming, cold."""
         self.llm.reset()
         start = time.perf_counter()
-        first = last = None
-        for chunk in self.llm.create_chat_completion(messages, max_tokens=tokens, temperature=0.0, stream=True,
-                                                     logits_processor=self.processor):
-            if chunk["choices"][0]["delta"].get("content"):
-                now = time.perf_counter()
-                first = first or now
-                last = now
-        return {"ttft_s": first - start, "decode_tps": (tokens - 1) / (last - first) if last > first else 0.0}
+        chunks = self.llm.create_chat_completion([{"role": "user", "content": prompt}], max_tokens=tokens,
+                                                 temperature=0.0, stream=True, logits_processor=self.processor)
+        lines = (chunk["choices"][0]["delta"].get("content") or "" for chunk in chunks)
+        return timed_stream(lines, lambda content: (content, 0), start, tokens)
 
 
-def start_server(cmd: list[str], port: int, env: dict) -> subprocess.Popen:
+def start_server(cmd: list[str], port: int, env: dict, ready_path: str = "/v1/models") -> subprocess.Popen:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {' '.join(cmd)}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=2).status_code == 200:
                 return proc
         except httpx.HTTPError:
-            time.sleep(0.3)
+            pass
+        time.sleep(0.3)
     proc.kill()
     raise RuntimeError(f"server did not start: {cmd}")
 
 
-def rss_mb(proc: subprocess.Popen) -> float:
-    """Resident memory of a server process and its children."""
+def peak_rss_mb(proc: subprocess.Popen) -> dict:
+    """Resident and peak resident memory (VmRSS, VmHWM) of a server process and its children."""
     main = psutil.Process(proc.pid)
-    return sum(p.memory_info().rss for p in [main, *main.children(recursive=True)]) / 2**20
+    rss = hwm = 0
+    for p in [main, *main.children(recursive=True)]:
+        status = Path(f"/proc/{p.pid}/status").read_text()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        rss += int(fields["VmRSS"].split()[0])
+        hwm += int(fields["VmHWM"].split()[0])
+    return {"rss_mb": rss / 1024, "peak_rss_mb": hwm / 1024}
 
 
-def summarize(samples: list[dict]) -> dict:
-    return {"decode_tps_median": statistics.median(s["decode_tps"] for s in samples),
-            "ttft_ms_median": 1000 * statistics.median(s["ttft_s"] for s in samples), "runs": len(samples)}
+def cpp_server_binary() -> Path | None:
+    """llama.cpp's own server, when deploy/build-llama-server.sh has built it."""
+    script = REPO / "deploy" / "build-llama-server.sh"
+    if not script.exists():
+        return None
+    done = subprocess.run(["bash", str(script), "--print-path"], capture_output=True, text=True, cwd=REPO)
+    path = Path(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
+    return path if path and path.is_file() else None
+
+
+def per_round_ratio(ours: list[list[float]], theirs: list[list[float]]) -> dict:
+    """Median of per-round ratios (each round: the median over its prompts) and a bootstrap
+    95% interval of that median over rounds."""
+    ratios = [statistics.median(a) / statistics.median(b) for a, b in zip(ours, theirs) if a and b]
+    low, high = bootstrap_ci(ratios)
+    return {"median": statistics.median(ratios), "ci95": [low, high], "per_round": ratios}
+
+
+def bench_model(model: str, args, rounds: int, chat_tokens: int, prompts: list[str], env: dict) -> dict:
+    """All modes for one model, interleaved round by round."""
+    model_path = str(resolve_model(model, Settings(home=Path(env["ASSISTANT_HOME"]))).path)
+    direct = Direct(model_path, args.n_ctx, args.threads)
+    banned = direct.banned
+    servers: dict[str, subprocess.Popen] = {}
+    modes: dict[str, Callable[[str, int], dict]] = {}
+    ours_port, ollama_port, peer_port = free_port(), free_port(), free_port()
+    try:
+        servers[OURS] = start_server(
+            [sys.executable, "-m", "assistant.cli", "serve", "--port", str(ours_port), "--ollama-port",
+             str(ollama_port), "--model", model, "--n-ctx", str(args.n_ctx), "--n-threads", str(args.threads),
+             # the peers' KV cache and batch (the profile's q8_0 and 128 are measured elsewhere)
+             "--kv-cache-type", "f16", "--n-batch", "512", "--log-level", "warning"], ours_port, env)
+        modes[OURS] = openai_stream(f"http://127.0.0.1:{ours_port}", model, banned)
+        modes[OLLAMA] = ollama_stream(f"http://127.0.0.1:{ollama_port}", model)
+        modes[GENERATE] = direct.run_generate
+        modes[CHAT_API] = direct.run_chat
+        servers[PEER] = start_server(
+            [sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--port", str(peer_port), "--n_ctx",
+             str(args.n_ctx), "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads),
+             "--verbose", "False"], peer_port, env)
+        modes[PEER] = openai_stream(f"http://127.0.0.1:{peer_port}", model_path, banned)
+        binary = cpp_server_binary()
+        if binary is not None:
+            cpp_port = free_port()
+            servers[CPP_PEER] = start_server(
+                [str(binary), "--model", model_path, "--host", "127.0.0.1", "--port", str(cpp_port), "-c",
+                 str(args.n_ctx), "-t", str(args.threads), "-tb", str(args.threads), "-np", "1", "--no-webui"],
+                cpp_port, env, ready_path="/health")
+            # Its defaults differ from llama-cpp-python's: no repeat penalty (1.1 there), and a
+            # prompt cache; the same work on both sides needs them said.
+            modes[CPP_PEER] = openai_stream(f"http://127.0.0.1:{cpp_port}", model, banned, repeat_penalty=1.1,
+                                            cache_prompt=False)
+        work = {"chat": (prompts, chat_tokens), "rag": ([rag_prompt("Which notes mention a deadline?")], RAG_TOKENS)}
+        samples = {w: {m: [[] for _ in range(rounds)] for m in modes} for w in work}
+        for r in range(rounds):
+            for workload, (texts, tokens) in work.items():
+                for text in texts:
+                    for i, (name, run) in enumerate(modes.items()):  # interleaved: each prompt to every mode
+                        tagged = f"(run {r + 1}.{i}) {text}"  # no prompt-cache hit: two modes share a server
+                        prompt_tokens = len(direct.prompt_ids(tagged))
+                        sample = run(tagged, tokens)
+                        sample["prompt_tokens"] = prompt_tokens
+                        sample["prefill_tps"] = prompt_tokens / sample["ttft_s"]
+                        samples[workload][name][r].append(sample)
+            print(f"{model} round {r + 1}/{rounds}: " + ", ".join(
+                f"{name} {samples['chat'][name][r][-1]['decode_tps']:.0f} tok/s" for name in modes),
+                file=sys.stderr, flush=True)
+        memory = {name: peak_rss_mb(proc) for name, proc in servers.items()}
+    finally:
+        for proc in servers.values():
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return summarize(model, samples, memory, binary is not None)
+
+
+def summarize(model: str, samples: dict, memory: dict, cpp_built: bool) -> dict:
+    """Medians per mode and workload, and the per-round ratios against the references."""
+    def flat(workload: str, mode: str, key: str) -> list[float]:
+        return [s[key] for run in samples[workload][mode] for s in run]
+
+    def by_round(workload: str, mode: str, key: str) -> list[list[float]]:
+        return [[s[key] for s in run] for run in samples[workload][mode]]
+
+    results = {}
+    for workload, modes in samples.items():
+        results[workload] = {mode: {"decode_tps_median": statistics.median(flat(workload, mode, "decode_tps")),
+                                    "ttft_ms_median": 1000 * statistics.median(flat(workload, mode, "ttft_s")),
+                                    "prefill_tps_median": statistics.median(flat(workload, mode, "prefill_tps")),
+                                    "prompt_tokens": statistics.median(flat(workload, mode, "prompt_tokens")),
+                                    "runs": len(flat(workload, mode, "ttft_s"))} for mode in modes}
+    ratios = {"decode_vs_direct_generate": per_round_ratio(by_round("chat", OURS, "decode_tps"),
+                                                           by_round("chat", GENERATE, "decode_tps"))}
+    for peer in (PEER, CPP_PEER):
+        if peer in samples["chat"]:
+            ratios[f"decode_vs_{peer}"] = per_round_ratio(by_round("chat", OURS, "decode_tps"),
+                                                          by_round("chat", peer, "decode_tps"))
+            ratios[f"rag_ttft_vs_{peer}"] = per_round_ratio(by_round("rag", OURS, "ttft_s"),
+                                                            by_round("rag", peer, "ttft_s"))
+    return {"results": results, "memory": memory, "ratios": ratios,
+            "cpp_server": "built" if cpp_built else "not built: run `make llama-server` (deploy/build-llama-server.sh)"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the comparison and print a markdown table; write JSON to --out."""
+    """Run the comparison, print a table per model and write JSON to --out."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--n-ctx", type=int, default=2048)
+    parser.add_argument("--models", default="default,gemma3-270m")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "serving.json")
     args = parser.parse_args(argv)
-    rounds, tokens, prompts = (1, 16, PROMPTS[:2]) if args.quick else (args.rounds, args.tokens, PROMPTS)
-
+    if args.quick:
+        rounds, tokens, prompts, models = 2, 16, PROMPTS[:1], ["default"]
+    else:
+        rounds, tokens, prompts, models = args.rounds, args.tokens, PROMPTS, args.models.split(",")
     home = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    model_path = str(resolve_model("default", Settings(home=home)).path)
     env = {**os.environ, "ASSISTANT_HOME": str(home)}
-    ours_port, peer_port = free_port(), free_port()
-    ours = start_server([sys.executable, "-m", "assistant.cli", "serve", "--port", str(ours_port), "--n-ctx",
-                         str(args.n_ctx), "--n-threads", str(args.threads), "--log-level", "warning"], ours_port, env)
-    # The peer runs the same llama-cpp-python build (made by deploy/build-llama.sh, without
-    # llama.cpp's AMX path), so both sides use the same kernels on any CPU.
-    peer = start_server([sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--port", str(peer_port),
-                         "--n_ctx", str(args.n_ctx), "--n_threads", str(args.threads), "--n_threads_batch",
-                         str(args.threads), "--verbose", "False"], peer_port, env)
-    direct = Direct(model_path, args.n_ctx, args.threads)
-    samples: dict[str, list[dict]] = {"assistant serve": [], "direct Llama.generate": [],
-                                      "direct create_chat_completion": [], "llama_cpp.server": []}
-    try:
-        for _ in range(rounds):
-            for prompt in prompts:  # interleaved: each prompt goes to all three in turn
-                samples["assistant serve"].append(stream_http(f"http://127.0.0.1:{ours_port}", prompt, tokens))
-                samples["direct Llama.generate"].append(direct.run_generate(prompt, tokens))
-                samples["direct create_chat_completion"].append(direct.run(prompt, tokens))
-                samples["llama_cpp.server"].append(stream_http(f"http://127.0.0.1:{peer_port}", prompt, tokens))
-                print(f"round {_ + 1}/{rounds}: " + ", ".join(f"{name} {runs[-1]['decode_tps']:.0f} tok/s"
-                                                              for name, runs in samples.items()),
-                      file=sys.stderr, flush=True)
-        memory = {"assistant serve": rss_mb(ours), "llama_cpp.server": rss_mb(peer)}
-    finally:
-        for proc in (ours, peer):
-            proc.terminate()
-            proc.wait(timeout=30)
-    results = {name: summarize(runs) for name, runs in samples.items()}
-    for name, mb in memory.items():
-        results[name]["rss_mb"] = mb
-    ours_tps = results["assistant serve"]["decode_tps_median"]
-    ratios = {"vs_direct_generate_decode": ours_tps / results["direct Llama.generate"]["decode_tps_median"],
-              "vs_direct_chat_completion_decode":
-                  ours_tps / results["direct create_chat_completion"]["decode_tps_median"],
-              "vs_peer_decode": ours_tps / results["llama_cpp.server"]["decode_tps_median"],
-              "vs_peer_ttft": results["assistant serve"]["ttft_ms_median"] / results["llama_cpp.server"]["ttft_ms_median"]}
     report = {"config": {"rounds": rounds, "tokens": tokens, "prompts": len(prompts), "threads": args.threads,
-                         "n_ctx": args.n_ctx, "model": "smollm2-135m-instruct Q4_1"},
-              "results": results, "ratios": ratios}
+                         "n_ctx": args.n_ctx, "rag_tokens": RAG_TOKENS, "quick": args.quick},
+              "machine": machine(), "models": {}}
+    for model in models:
+        report["models"][model] = bench_model(model, args, rounds, tokens, prompts, env)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    print("| server | decode tok/s (median) | TTFT ms (median) | RSS MB |\n|---|---|---|---|")
-    for name, row in results.items():
-        rss = f"{row['rss_mb']:.0f}" if "rss_mb" in row else "n/a (in-process)"
-        print(f"| {name} | {row['decode_tps_median']:.1f} | {row['ttft_ms_median']:.0f} | {rss} |")
-    print(f"\nratios: {json.dumps({k: round(v, 3) for k, v in ratios.items()})}")
+    for model, data in report["models"].items():
+        print(f"\n{model}\n| mode | decode tok/s | RAG TTFT ms | RAG prefill tok/s |\n|---|---|---|---|")
+        for mode, row in data["results"]["chat"].items():
+            rag = data["results"]["rag"][mode]
+            print(f"| {mode} | {row['decode_tps_median']:.1f} | {rag['ttft_ms_median']:.0f} | "
+                  f"{rag['prefill_tps_median']:.0f} |")
+        for name, ratio in data["ratios"].items():
+            print(f"{name}: {ratio['median']:.3f} (95% CI {ratio['ci95'][0]:.3f}-{ratio['ci95'][1]:.3f})")
     return 0
 
 

@@ -39,3 +39,18 @@ def server(tmp_path_factory):
 def client(server):
     """The official openai client pointed at the server (no retries: we test statuses)."""
     return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=API_KEY, max_retries=0, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def bench_quick(tmp_path_factory):
+    """`make bench-quick` once per session: (report folder, finished process). The benchmark
+    tests read their JSON from its data/ folder instead of running each benchmark again."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO_ROOT
+
+    out = tmp_path_factory.mktemp("bench-quick")
+    done = subprocess.run([sys.executable, "benchmarks/run_all.py", "--quick", "--out", str(out)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=1500)
+    return out, done

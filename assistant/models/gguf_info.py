@@ -39,7 +39,6 @@ _SCALARS = {type_id: struct.Struct(fmt) for type_id, fmt in
              12: "<d"}.items()}
 _STRING, _ARRAY = 8, 9
 _U32, _U64 = _SCALARS[4], _SCALARS[10]
-_TENSOR_TYPE_AND_OFFSET = 12  # bytes after a tensor's dims: type (u32) and data offset (u64)
 
 
 @dataclass
@@ -51,6 +50,8 @@ class GGUFInfo:
     metadata: dict[str, Any]
     tensor_shapes: dict[str, tuple[int, ...]] = field(repr=False)
     file_size_bytes: int = 0
+    # ggml type id per tensor (gguf.GGMLQuantizationType): with the shape, its size in bytes
+    tensor_types: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def architecture(self) -> str:
@@ -161,8 +162,9 @@ class _HeaderCursor:
         return {"length": count}
 
 
-def _parse_header(cursor: _HeaderCursor, path: Path) -> tuple[int, dict[str, Any], dict[str, tuple[int, ...]]]:
-    """(version, metadata, tensor shapes) from the start of the file."""
+def _parse_header(cursor: _HeaderCursor, path: Path) -> tuple[int, dict[str, Any], dict[str, tuple[int, ...]],
+                                                               dict[str, int]]:
+    """(version, metadata, tensor shapes, tensor types) from the start of the file."""
     if cursor.data[:4] != GGUF_MAGIC:
         raise ModelFileError(f"{path} is not a GGUF file (bad magic)", param="model")
     cursor.offset = 4
@@ -172,13 +174,14 @@ def _parse_header(cursor: _HeaderCursor, path: Path) -> tuple[int, dict[str, Any
     for _ in range(kv_count):
         key = cursor.string()
         metadata[key] = cursor.value(cursor.scalar(_U32))
-    shapes = {}
+    shapes, types = {}, {}
     for _ in range(tensor_count):
         name = cursor.string()
         n_dims = cursor.scalar(_U32)
         shapes[name] = tuple(cursor.scalar(_U64) for _ in range(n_dims))
-        cursor.skip(_TENSOR_TYPE_AND_OFFSET)
-    return version, metadata, shapes
+        types[name] = cursor.scalar(_U32)  # the ggml type
+        cursor.skip(_U64.size)  # the data offset
+    return version, metadata, shapes, types
 
 
 def read_gguf_info(path: Path) -> GGUFInfo:
@@ -190,9 +193,10 @@ def read_gguf_info(path: Path) -> GGUFInfo:
             if size < len(GGUF_MAGIC):
                 raise ModelFileError(f"{path} is not a GGUF file (bad magic)", param="model")
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                version, metadata, shapes = _parse_header(_HeaderCursor(data), path)
+                version, metadata, shapes, types = _parse_header(_HeaderCursor(data), path)
     except (EOFError, ValueError, struct.error, UnicodeError) as exc:
         raise ModelFileError(f"{path} is not a valid GGUF file: {exc}", param="model") from exc
     except OSError as exc:
         raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}", param="model") from exc
-    return GGUFInfo(path=path, version=version, metadata=metadata, tensor_shapes=shapes, file_size_bytes=size)
+    return GGUFInfo(path=path, version=version, metadata=metadata, tensor_shapes=shapes, file_size_bytes=size,
+                    tensor_types=types)

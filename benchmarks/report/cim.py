@@ -104,10 +104,10 @@ def render(results: Path, plots: Path) -> str:
     work = data.get("workload") or {}
     return "\n\n".join([
         f"Same network, same noise, same test images for both tools: {work.get('network', 'LeNet digits')}, "
-        f"{work.get('test_images', 'n/a')} test images, {work.get('noise', 'programming noise only')}. "
+        f"{work.get('test_images', 'n/a: not recorded')} test images, {work.get('noise', 'programming noise only')}. "
         f"A chip is one programming-noise draw plus a full test-set evaluation. "
-        f"{data.get('threads', 'n/a')} torch thread(s); {m.get('cpu', 'CPU n/a')}, {m.get('cores', 'n/a')} cores"
-        f"{'; aihwkit ' + version if version else ''}; repeats {data.get('repeats', 'n/a')} (median)"
+        f"{data.get('threads', 'n/a: not recorded')} torch thread(s); {m.get('cpu', 'CPU n/a: not recorded')}, {m.get('cores', 'n/a: not recorded')} cores"
+        f"{'; aihwkit ' + version if version else ''}; repeats {data.get('repeats', 'n/a: not recorded')} (median)"
         f"{'; quick mode' if data.get('quick') else ''}.",
         table(["tool", "chips", "seconds (median)", "chips/s", "ratio vs aihwkit", "chips per CPU-second",
                "mean accuracy"], _rate_rows(data)),

@@ -4,7 +4,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import subprocess
 import sys
 
 import pytest
@@ -16,14 +15,10 @@ SCRIPT = REPO_ROOT / "benchmarks/cim/bench_chips_per_second.py"
 
 
 @pytest.fixture(scope="module")
-def quick_results(tmp_path_factory):
-    """One --quick run (seconds): the results folder holding its JSON."""
-    results = tmp_path_factory.mktemp("results")
-    [argv] = cim_section.commands(True, results)
-    run = subprocess.run([sys.executable, *argv], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "chips/s" in run.stdout
-    return results
+def quick_results(bench_quick):
+    """The --quick run made by `make bench-quick` (once per session): its results folder."""
+    out_dir, _ = bench_quick
+    return out_dir / "data"
 
 
 def test_quick_json_times_both_tools_on_the_same_work(quick_results):

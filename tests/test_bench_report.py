@@ -1,0 +1,62 @@
+"""`make bench-quick`: every benchmark's quick mode runs once, end to end, and the report has
+every section, with a number (or an explicit "n/a: reason") in every figure cell and the
+plots it links. The benchmarks' own JSON is checked from that one run."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from benchmarks.run_all import SECTIONS
+
+NUMBER = re.compile(r"^-?[\d,]*\.?\d+(e[-+]?\d+)?$")
+RANGE = re.compile(r"^[\d,.]+-[\d,.]+$")
+
+
+def data_cells(markdown: str) -> list[tuple[str, str]]:
+    """(row label, cell) for every data cell of every markdown table (header rows skipped)."""
+    cells, previous = [], ""
+    for line in markdown.splitlines():
+        is_row = line.startswith("|")
+        if is_row and not set(line) <= set("|-: ") and previous.startswith("|"):
+            row = [c.strip().replace("**", "") for c in line.strip("|").split("|")]
+            cells += [(row[0], c) for c in row[1:]]
+        previous = line if is_row else ""
+    return cells
+
+
+@pytest.mark.slow
+def test_quick_report_has_every_section_with_numbers(bench_quick):
+    out, done = bench_quick
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (out / "RESULTS.md").read_text()
+    headings = re.findall(r"^## (\d+)\. (.+)$", report, flags=re.M)
+    assert [int(n) for n, _ in headings] == list(range(1, len(SECTIONS) + 1))
+    assert "could not be rendered" not in report and "failed (exit" not in report
+    cells = data_cells(report)
+    assert len(cells) > 50
+    for label, cell in cells:
+        assert cell.lower() not in {"", "nan", "inf", "-inf", "none", "null", "n/a"}, (label, cell)
+        if re.fullmatch(r"[-+\d.,eE%x]+", cell):  # looks like a figure: it must be one
+            assert NUMBER.match(cell.rstrip("%x")) or RANGE.match(cell), (label, cell)
+    assert not re.findall(r"n/a(?!:)", report), "every n/a says why"
+    plots = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert len(plots) >= 6
+    for link in plots:
+        assert (out / link).stat().st_size > 1000, link
+
+
+@pytest.mark.slow
+def test_quick_serving_figures(bench_quick):
+    out, _ = bench_quick
+    report = json.loads((out / "data" / "serving.json").read_text())
+    data = report["models"]["default"]
+    for workload in ("chat", "rag"):
+        for mode, row in data["results"][workload].items():
+            assert row["decode_tps_median"] > 0 and row["ttft_ms_median"] > 0, (workload, mode)
+            assert row["runs"] == 2
+    assert 600 <= data["results"]["rag"]["assistant serve"]["prompt_tokens"] <= 1200
+    ratio = data["ratios"]["decode_vs_direct_generate"]
+    assert ratio["ci95"][0] <= ratio["median"] <= ratio["ci95"][1] and len(ratio["per_round"]) == 2
+    assert data["memory"]["assistant serve"]["peak_rss_mb"] > 50
