@@ -20,7 +20,7 @@ of the first); TTFT = request start to the first content byte; prefill rate = pr
 / TTFT. Ratios are per round (the median over the round's prompts of each side), then the
 median of the per-round ratios with a percentile-bootstrap 95% interval over rounds.
 
-    .venv/bin/python benchmarks/bench_serving.py            # full: 8 rounds, both models
+    .venv/bin/python benchmarks/bench_serving.py            # full: 5 rounds, both models
     .venv/bin/python benchmarks/bench_serving.py --quick    # smoke: 2 rounds, default model
 """
 from __future__ import annotations
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the comparison, print a table per model and write JSON to --out."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--n-ctx", type=int, default=2048)

@@ -10,7 +10,7 @@ DECODE_GOAL, DECODE_FLOOR = 0.97, 0.95
 
 
 def commands(quick: bool, results: Path) -> list[list[str]]:
-    """bench_serving: both catalog models, 8 interleaved rounds (quick: default model, 2 rounds)."""
+    """bench_serving: both catalog models, 5 interleaved rounds (quick: default model, 2 rounds)."""
     return [["benchmarks/bench_serving.py", *(["--quick"] if quick else []), "--out", str(results / "serving.json")]]
 
 
