@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from benchmarks.report.common import figure, load, loglog_fit, save, table
+from benchmarks.report.common import figure, finish, load, loglog_fit, table
 
 TITLE = "CIM"
 SCRIPT = "benchmarks/cim/bench_chips_per_second.py"
@@ -73,12 +73,8 @@ def _scaling(data: dict, plots: Path) -> str:
         fit_rows.append([tool, ", ".join(str(c) for c in chips), float(b), float(a), float(seconds[-1] / chips[-1])])
     if "aihwkit" not in sweeps:
         fit_rows.append(["aihwkit"] + [f"n/a: {_why_no_aihwkit(data)}"] * 4)
-    ax.set_xlabel("chips (programming-noise realisations)")
-    ax.set_ylabel("seconds (program + evaluate 360 images)")
-    ax.set_title("CIM Monte Carlo: cost vs chips")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    link = save(fig, plots, "cim_scaling")
+    link = finish(fig, ax, plots, "cim_scaling", "chips (programming-noise realisations)",
+                  "seconds (program + evaluate 360 images)", "CIM Monte Carlo: cost vs chips")
     return "\n\n".join([
         "Scaling: seconds = a * chips^b, least squares on log-log (b = 1: linear in chips; b < 1: "
         "fixed costs amortised over the batch).",

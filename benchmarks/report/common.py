@@ -100,3 +100,13 @@ def machine() -> dict:
     return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
             "simd": [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile", "asimd", "sve") if f in flags],
             "python": platform.python_version()}
+
+
+def finish(fig, ax, plots: Path, name: str, xlabel: str, ylabel: str, title: str) -> str:
+    """Label a log-log panel, add its legend and grid, save it; the markdown that shows it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    return save(fig, plots, name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.report.common import figure, load, loglog_fit, save, table, verdict
+from benchmarks.report.common import figure, finish, load, loglog_fit, table, verdict
 
 TITLE = "Prompt processing"
 SCRIPT = "benchmarks/bench_prefill.py"
@@ -74,12 +74,8 @@ def _scaling(models: dict, plots: Path) -> str:
         ax.loglog(lengths, seconds, "o-", label=f"{name} (exponent {b:.2f})")
     if not fits:
         return "Scaling: n/a: fewer than two prompt lengths were measured."
-    ax.set_xlabel("prompt tokens")
-    ax.set_ylabel("prefill CPU time, s (cold cache)")
-    ax.set_title("Prefill time vs prompt length")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    link = save(fig, plots, "prefill_scaling")
+    link = finish(fig, ax, plots, "prefill_scaling", "prompt tokens", "prefill CPU time, s (cold cache)",
+                  "Prefill time vs prompt length")
     return (f"Prefill CPU time grows as {', '.join(fits)} (least squares on log-log over prompts of "
             f"{min(lengths)}-{max(lengths)} tokens; 1.0 is linear in the prompt, above it attention's quadratic "
             "share shows, below it fixed costs per call weigh on the short prompts).\n\n" + link)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.report.common import figure, load, loglog_fit, save, table, verdict
+from benchmarks.report.common import figure, finish, load, loglog_fit, save, table, verdict
 
 TITLE = "Retrieval"
 SCRIPT = "benchmarks/knowledge/bench_index.py"
@@ -114,12 +114,8 @@ def _personalize(rows: list[dict], plots: Path) -> str:
     ax.loglog(notes, seconds, "o", label=f"measured (exponent {b:.2f})")
     span = [min(notes), max(notes)]
     ax.loglog(span, [a * n**b for n in span], "--", label=f"fit {a:.3g} s * notes^{b:.2f}")
-    ax.set_xlabel("notes in the folder (4 sections each)")
-    ax.set_ylabel("first personalize run, s (encoder loaded)")
-    ax.set_title("personalize time vs notes-folder size")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    link = save(fig, plots, "retrieval_personalize")
+    link = finish(fig, ax, plots, "retrieval_personalize", "notes in the folder (4 sections each)",
+                  "first personalize run, s (encoder loaded)", "personalize time vs notes-folder size")
     return (f"{body}\n\npersonalize time ~ notes^{b:.2f} (a = {a:.3g} s; 1.0 is linear: every note is "
             f"read, chunked and embedded once).\n\n{link}")
 
