@@ -34,13 +34,13 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from assistant.knowledge.rag_prompt import build_rag_messages  # noqa: E402
+from assistant.knowledge.search import Passage  # noqa: E402
 from assistant.models.catalog import DEFAULT_MODEL, resolve_model  # noqa: E402
 from assistant.models.chat_format import ChatMessage  # noqa: E402
 from assistant.models.engine import Engine  # noqa: E402
@@ -59,25 +59,13 @@ N_CTX = 2048
 SECTIONS = ("sweep", "ttft", "scaling")
 
 
-@dataclass(frozen=True)
-class Passage:
-    """A whole note as one retrieved passage (``rag_prompt.PassageLike``)."""
-
-    path: str
-    heading: str
-    start_line: int
-    end_line: int
-    text: str
-    score: float
-
-
 def passages() -> list[Passage]:
     found = []
     for name in NOTE_FILES:
         path = NOTES / name
         if path.is_file():
             text = path.read_text()
-            found.append(Passage(str(path), path.stem, 1, text.count("\n") + 1, text, 1.0))
+            found.append(Passage(len(found), str(path), path.stem, 1, text.count("\n") + 1, text, 1.0))
     return found
 
 
