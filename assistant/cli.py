@@ -27,6 +27,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "profile": ("assistant.commands.profile", "show the device profile and what it implies"),
     "personalize": ("assistant.commands.personalize", "index a folder of notes (and learn from it)"),
     "search": ("assistant.commands.search", "search the indexed notes"),
+    "route": ("assistant.commands.route", "show the plan the router makes for a question, without answering"),
     "sources": ("assistant.commands.sources", "list indexed folders"),
     "forget": ("assistant.commands.forget", "remove an indexed folder"),
     "learn": ("assistant.commands.learn", "train a LoRA adapter on the indexed notes"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Optional
@@ -22,7 +23,7 @@ from assistant.models.generation import GenerationEvent, GenerationStats, Sampli
 from assistant.models.pool import ModelPool
 from assistant.profiles import DeviceProfile, resolve_profile
 from assistant.router.calibration import CalibrationTable
-from assistant.router.difficulty import Query, RetrievalSignal, estimate_difficulty
+from assistant.router.difficulty import Difficulty, Query, RetrievalSignal, estimate_difficulty
 from assistant.router.model_choice import ModelOption, model_options
 from assistant.router.plan import Backend, Plan, Strategy
 from assistant.router.policy import Resources, decide
@@ -68,6 +69,20 @@ class CompletedAnswer:
     plan: Plan
     sources: list[Source]
     stats: GenerationStats
+
+
+@dataclass
+class Routed:
+    """What routing decided for a request, before any generation: the plan, the engine it
+    starts from, the query, the passages searched for the difficulty (None when it did
+    not search) and the difficulty with the seconds its estimate took."""
+
+    plan: Plan
+    engine: Engine
+    query: Query
+    passages: Optional[list]
+    difficulty: Difficulty
+    estimate_s: float
 
 
 @dataclass
@@ -132,9 +147,10 @@ class Assistant:
                 self.cancelled_generations += 1
             yield event
 
-    def _prepare(self, request: AskRequest) -> _Prepared:
-        """Plan, retrieve and build the prompt; typed errors for bad requests. ``auto``
-        searches once up front: the passages give the difficulty its retrieval
+    def route(self, request: AskRequest) -> Routed:
+        """The plan for ``request`` without generating (``assistant route``, the estimator
+        benchmark, and the first half of every ``ask``); typed errors for a bad request.
+        ``auto`` searches once up front: the passages give the difficulty its retrieval
         confidence and, when the plan retrieves, go into the prompt."""
         explicit_model = bool(request.model) and request.model != DEFAULT_ALIAS
         engine = self.pool.get(request.model)
@@ -146,12 +162,21 @@ class Assistant:
             signal = RetrievalSignal.from_passages(passages)
         calibration = self.calibration() if request.strategy == Strategy.AUTO else None
         options = self.model_options(calibration) if request.strategy == Strategy.AUTO and not explicit_model else []
+        started = time.perf_counter()
+        difficulty = estimate_difficulty(query, signal)
+        estimate_s = time.perf_counter() - started
         plan = decide(request.strategy, request.backend, engine.model.name, self.profile, resources,
-                      estimate_difficulty(query, signal), calibration, options, model_explicit=explicit_model)
+                      difficulty, calibration, options, model_explicit=explicit_model)
+        return Routed(plan, engine, query, passages, difficulty, estimate_s)
+
+    def _prepare(self, request: AskRequest) -> _Prepared:
+        """Route, then retrieve and build the prompt."""
+        routed = self.route(request)
+        plan, query, passages = routed.plan, routed.query, routed.passages
         if plan.backend == Backend.CIM:
             raise InvalidRequestError("backend 'cim' is not available for GGUF chat models yet; use 'cpu'",
                                       param="backend", code="backend_unavailable")
-        engine = self._switch(engine, plan)
+        engine = self._switch(routed.engine, plan)
         plan.max_context = engine.n_ctx
         messages, sources = list(request.messages), []
         if plan.retrieves:

@@ -135,7 +135,9 @@ class KnowledgeBase:
         query_vector = self._encoder().encode([query])[0]
         started = _lap(timings, "embed_ms", started)
         with self._vector_lock:
-            vector_ids = [chunk_id for chunk_id, _ in vectors.search(query_vector, wanted)]
+            vector_hits = vectors.search(query_vector, wanted)
+        vector_ids = [chunk_id for chunk_id, _ in vector_hits]
+        similarity = dict(vector_hits)
         _lap(timings, "vector_ms", started)
         lexical_ids = [chunk_id for chunk_id, _ in lexical.result()]
         started = time.perf_counter()
@@ -150,7 +152,8 @@ class KnowledgeBase:
             if row is None:  # deleted between the vector read and now
                 continue
             passages.append(Passage(chunk_id, row.path, row.heading, row.start_line, row.end_line, row.text,
-                                    score, vector_rank.get(chunk_id), lexical_rank.get(chunk_id)))
+                                    score, vector_rank.get(chunk_id), lexical_rank.get(chunk_id),
+                                    similarity.get(chunk_id)))
         _lap(timings, "fusion_ms", started)
         return passages[:k]
 

@@ -21,6 +21,7 @@ class Passage:
     score: float  # fused RRF score, higher is better
     vector_rank: int | None = None  # 1-based rank among vector neighbours, None if absent
     lexical_rank: int | None = None  # 1-based rank among BM25 matches
+    similarity: float | None = None  # cosine of passage and query, None if not a vector neighbour
 
     def as_source(self) -> dict:
         """The citation shape of the API's ``sources`` list."""

@@ -44,7 +44,7 @@ def test_difficulty_uses_conversation_and_retrieval(laptop):
     assert follow_up.level == "moderate" and "follow-up" in follow_up.reasons[0]
     # No first-person wording, yet the notes match it confidently: personal, not general.
     plan = ask(laptop, "Northwind Traders data engineer manager Carla").plan
-    assert plan.difficulty != "general" and "retrieval top" in plan.reasons[0]
+    assert plan.difficulty != "general" and "retrieval best cosine" in plan.reasons[0]
     started = time.perf_counter()
     for _ in range(100):
         estimate_difficulty(Query.of([ChatMessage("user", HARD)]))
