@@ -8,12 +8,13 @@ import html
 import importlib.util
 import json
 import re
-import unicodedata
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
+from assistant.study.scoring import contains, normalise  # the scoring rule under test
 
 ROOT = Path(__file__).resolve().parents[2]
 EVAL = ROOT / "benchmarks" / "router" / "eval"
@@ -127,21 +128,7 @@ def note_folder(relative: str) -> str:
     return relative.split("/")[0]
 
 
-# --- normalisation, containment and word runs -----------------------------------------------
-
-def normalise(text: str) -> str:
-    """Lower case, apostrophes dropped, every other non-alphanumeric a space, spaces collapsed."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = re.sub(r"['\u2019\u2018`]", "", text)
-    text = re.sub(r"[^\w]+|_", " ", text)
-    return " ".join(text.split())
-
-
-def contains(text: str, phrase: str) -> bool:
-    """Normalised containment on word boundaries (the scoring rule for short answers)."""
-    phrase = normalise(phrase)
-    return bool(phrase) and f" {phrase} " in f" {normalise(text)} "
-
+# --- word runs (normalisation and containment: the product's scorer) -----------------------------------------------
 
 def runs(text: str, n: int = RUN) -> set[tuple[str, ...]]:
     words = normalise(text).split()

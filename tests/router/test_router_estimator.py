@@ -116,3 +116,32 @@ def test_route_refuses_an_empty_question(capsys):
     with pytest.raises(SystemExit) as exited:
         route.main(["  "])
     assert exited.value.code == 2 and "empty" in capsys.readouterr().err
+
+
+def test_comparison_benchmark_quick(tmp_path):
+    """bench_eval --quick: every level, paired rows, the passage budget of auto given to rag,
+    scores that the scorer gives again from the stored answers."""
+    from assistant.study.scoring import score_answer
+
+    spec = importlib.util.spec_from_file_location("bench_eval", ROOT / "benchmarks/router/bench_eval.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "quick.json"
+    assert module.main(["--quick", "--home", str(tmp_path / "home"), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    questions = {q["id"]: q for q in module.questions("dev", None)}
+    assert [r["level"] for r in result["records"]] == [lvl for lvl in LEVELS for _ in range(2)]
+    for record in result["records"]:
+        results, question = record["results"], questions[record["id"]]
+        assert set(results) == {"auto", "base", "rag", "rag@profile-k"}  # no adapter in --quick
+        if results["auto"]["k"]:
+            assert results["rag"]["k"] == results["auto"]["k"]  # same passage budget as auto
+        assert results["rag@profile-k"]["k"] == 5  # laptop-16gb's budget
+        for answer in results.values():
+            assert answer["score"] == score_answer(answer["text"], question["answers"], question["key_facts"])
+    table = result["table"]
+    assert set(table) == {*LEVELS, "all"} and table["all"]["n"] == 8
+    for level in LEVELS:
+        assert table[level]["vs"]["rag"]["ci95"][0] <= table[level]["vs"]["rag"]["diff"] <= \
+            table[level]["vs"]["rag"]["ci95"][1]
+        assert 0 <= table[level]["vs"]["rag"]["p_holm"] <= 1

@@ -1,0 +1,27 @@
+"""The paired statistics of the router comparison, against values worked out by hand."""
+import pytest
+
+from assistant.study.paired import holm, mcnemar_exact, mean_difference_ci
+
+
+def test_mcnemar_exact_matches_the_binomial_tail():
+    a = [1] * 8 + [0] * 2 + [1] * 5
+    b = [0] * 8 + [1] * 2 + [1] * 5
+    only_a, only_b, p = mcnemar_exact(a, b)
+    assert (only_a, only_b) == (8, 2)
+    assert p == pytest.approx(2 * (1 + 10 + 45) / 1024)  # P(X <= 2), X ~ Bin(10, 1/2), two-sided
+    assert mcnemar_exact([1, 0], [1, 0]) == (0, 0, 1.0)
+
+
+def test_holm_steps_down_and_stays_monotone():
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([0.6, 0.6]) == [1.0, 1.0]
+
+
+def test_mean_difference_interval_holds_the_mean_and_keeps_pairs():
+    a, b = [1, 1, 0, 1, 0, 1, 1, 1], [0, 1, 0, 1, 0, 0, 1, 1]
+    mean, low, high = mean_difference_ci(a, b)
+    assert mean == pytest.approx(0.25) and low <= mean <= high and low >= 0  # a never loses a pair
+    assert mean_difference_ci([1, 0], [1, 0])[1:] == (0.0, 0.0)
+    with pytest.raises(ValueError):
+        mean_difference_ci([1], [1, 0])
