@@ -1,10 +1,13 @@
 """Training examples from the indexed notes: each chunk as note text with its title and
-heading as context, plus a question-style item per heading. The validation split is held
-out by document, so validation loss measures notes the adapter has not seen."""
+heading as context, a question-style item per heading, and label items whose *targets* are
+a note's title, folder and category (asked about the note's topics), so an adapter learns
+the person's labels, not only sees them in prompts. The validation split is held out by
+document, so validation loss measures notes the adapter has not seen."""
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +67,64 @@ def examples_for(chunk: NoteChunk) -> list[Example]:
     return items
 
 
+_CATEGORY = re.compile(r"^\s*Category:\s*(.+?)\s*$", re.I | re.M)
+TOPIC_WORDS = 8  # a topic is a heading or the first words of a chunk
+TOPICS_PER_NOTE = 3
+# Ways a person asks about a note's labels, rotated over a note's topics.
+LABEL_QUESTIONS = {
+    "title": ("What is the title of my note about {topic}?", "What did I call the note on {topic}?"),
+    "folder": ("Which folder is my note about {topic} in?", "Where did I file the note on {topic}?"),
+    "category": ("What category is my note about {topic}?", "Which category did I give the note on {topic}?"),
+}
+
+
+@dataclass(frozen=True)
+class NoteLabels:
+    """What a person filed a note as: its title (first heading, else first line), its
+    folder (the directory it is in) and its ``Category:`` line, if any."""
+
+    title: str
+    folder: str
+    category: str
+
+
+def labels_of(chunks: list[NoteChunk]) -> NoteLabels:
+    """The labels of one note from its chunks (in document order)."""
+    first = chunks[0]
+    title = first.heading.split(" > ")[0].strip() if first.heading else ""
+    if not title:
+        title = next((line.strip() for line in first.text.splitlines() if line.strip()), _title(first.path))
+    found = next((m.group(1) for c in chunks for m in [_CATEGORY.search(c.text)] if m), "")
+    return NoteLabels(title=title, folder=Path(first.path).parent.name, category=found)
+
+
+def _topics(chunks: list[NoteChunk], title: str) -> list[str]:
+    """Short descriptions of what a note is about: its section headings and first words."""
+    topics = []
+    for chunk in chunks:
+        heading = chunk.heading.split(" > ")[-1].strip() if chunk.heading else ""
+        if heading and heading.lower() != title.lower():
+            topics.append(heading)
+        lines = [ln.strip(" #*-|") for ln in chunk.text.splitlines()
+                 if ln.strip() and not _CATEGORY.match(ln) and ln.strip() != title]
+        if lines:
+            topics.append(" ".join(lines[0].replace("|", " ").split()[:TOPIC_WORDS]).rstrip(" .,;:("))
+    unique = list(dict.fromkeys(t for t in topics if t))
+    return unique[:TOPICS_PER_NOTE] or [title]
+
+
+def label_examples(chunks: list[NoteChunk]) -> list[Example]:
+    """Questions about one note's labels, the labels as targets."""
+    labels = labels_of(chunks)
+    items = []
+    for number, topic in enumerate(_topics(chunks, labels.title)):
+        for kind, target in (("title", labels.title), ("folder", labels.folder), ("category", labels.category)):
+            if target:
+                question = LABEL_QUESTIONS[kind][number % len(LABEL_QUESTIONS[kind])].format(topic=topic)
+                items.append(Example(chunks[0].path, f"Question: {question}\nAnswer: ", target))
+    return items
+
+
 def split_by_document(chunks: list[NoteChunk], fraction: float = 0.15, seed: int = 0,
                       data_fraction: float = 1.0) -> Dataset:
     """Examples with whole documents held out for validation (at least one when there are
@@ -80,11 +141,15 @@ def split_by_document(chunks: list[NoteChunk], fraction: float = 0.15, seed: int
     train_docs = [d for d in shuffled[n_val:]]
     keep = set(train_docs[: max(1, round(len(train_docs) * data_fraction))]) if train_docs else set()
     train, validation = [], []
+    by_document: dict[str, list[NoteChunk]] = {}
     for chunk in chunks:
-        if chunk.path in validation_docs:
-            validation.extend(examples_for(chunk))
-        elif chunk.path in keep:
-            train.extend(examples_for(chunk))
+        by_document.setdefault(chunk.path, []).append(chunk)
+    for path, document_chunks in by_document.items():
+        items = [e for c in document_chunks for e in examples_for(c)] + label_examples(document_chunks)
+        if path in validation_docs:
+            validation.extend(items)
+        elif path in keep:
+            train.extend(items)
     if not validation:  # a single document: hold out its last examples instead
         validation, train = train[-max(1, len(train) // 6):], train[: -max(1, len(train) // 6)] or train
     digest = hashlib.sha256("\n".join(f"{c.path}\0{c.heading}\0{c.text}" for c in chunks).encode()).hexdigest()
