@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Optional
 
-from assistant.commands.common import add_settings_flags, cli_errors, settings_from_args
+from assistant.commands.common import (QUESTION_HELP, add_settings_flags, cli_errors, read_question,
+                                       settings_from_args)
 from assistant.models.chat_format import ChatMessage
 from assistant.models.generation import GenerationStats, SamplingParams, TextPiece
 from assistant.knowledge.rag_prompt import Source
@@ -23,7 +24,7 @@ def format_source(source: Source) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     """Ask one question (or read it from stdin with '-')."""
     parser = argparse.ArgumentParser(prog="assistant chat", description=__doc__)
-    parser.add_argument("question", help="the question; '-' reads it from stdin")
+    parser.add_argument("question", help=QUESTION_HELP)
     parser.add_argument("--system", default=None, help="a system message")
     parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
     parser.add_argument("--max-tokens", type=int, default=256)
@@ -32,9 +33,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="print only the answer")
     add_settings_flags(parser, ["model", "profile", "home", "n_ctx", "n_threads"])
     args = parser.parse_args(argv)
-    question = sys.stdin.read() if args.question == "-" else args.question
-    if not question.strip():
-        parser.error("the question is empty")
+    question = read_question(parser, args.question)
     settings = settings_from_args(args)
     assistant = Assistant.load(settings)
     messages = ([ChatMessage("system", args.system)] if args.system else []) + [ChatMessage("user", question)]

@@ -31,6 +31,17 @@ def settings_from_args(args: argparse.Namespace, **extra) -> Settings:
     return Settings(**overrides, **extra)
 
 
+QUESTION_HELP = "the question; '-' reads it from stdin"
+
+
+def read_question(parser: argparse.ArgumentParser, argument: str) -> str:
+    """The question argument, read from stdin when it is '-'; a usage error when empty."""
+    question = sys.stdin.read() if argument == "-" else argument
+    if not question.strip():
+        parser.error("the question is empty")
+    return question
+
+
 def cli_errors(main: Callable[[Optional[list[str]]], int]) -> Callable[[Optional[list[str]]], int]:
     """Decorator for a verb's main: AssistantError -> ``error: ...`` on stderr, exit 1;
     Ctrl-C -> exit 130."""

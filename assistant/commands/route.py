@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Optional
 
-from assistant.commands.common import add_settings_flags, cli_errors, settings_from_args
+from assistant.commands.common import (QUESTION_HELP, add_settings_flags, cli_errors, read_question,
+                                       settings_from_args)
 from assistant.commands.search import format_hit
 from assistant.models.chat_format import ChatMessage
 from assistant.orchestrator import AskRequest, Assistant
@@ -18,13 +18,11 @@ from assistant.orchestrator import AskRequest, Assistant
 def main(argv: Optional[list[str]] = None) -> int:
     """Print the plan for one question (or read it from stdin with '-')."""
     parser = argparse.ArgumentParser(prog="assistant route", description=__doc__)
-    parser.add_argument("question", help="the question; '-' reads it from stdin")
+    parser.add_argument("question", help=QUESTION_HELP)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     add_settings_flags(parser, ["model", "profile", "home", "n_ctx", "n_threads"])
     args = parser.parse_args(argv)
-    question = sys.stdin.read() if args.question == "-" else args.question
-    if not question.strip():
-        parser.error("the question is empty")
+    question = read_question(parser, args.question)
     assistant = Assistant.load(settings_from_args(args))
     routed = assistant.route(AskRequest(messages=[ChatMessage("user", question)]))
     passages = routed.passages or []
