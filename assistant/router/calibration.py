@@ -1,7 +1,8 @@
 """The calibration table: accuracy and latency of each strategy (and model) per difficulty
 level, measured on this device with probes built from the person's own notes. Stored as
-JSON under ``$ASSISTANT_HOME/router/calibration.json`` with a version and the served model;
-the policy prefers it over its defaults where a cell has enough samples."""
+JSON under ``$ASSISTANT_HOME/router/calibration.json`` with a version and the served model.
+The policy prefers a measured cell over its defaults only where the cell has enough samples
+and its 95% interval lies wholly above the interval of the strategy the defaults pick."""
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ from typing import Callable, Optional
 
 from assistant.settings import Settings
 
-CALIBRATION_VERSION = 1
-MIN_SAMPLES = 3  # a cell with fewer probes is noise, and the defaults stay in charge
+CALIBRATION_VERSION = 2  # 2: cells carry a 95% interval (version 1 tables are ignored: defaults)
+MIN_SAMPLES = 10  # a cell with fewer probes is noise, and the defaults stay in charge
 ACCURACY_TIE = 0.02  # accuracies closer than this are a tie, broken by latency
 
 
@@ -28,6 +29,11 @@ class Cell:
     n: int
     accuracy: float  # mean probe score in [0, 1]
     mean_latency_s: float
+    ci95: Optional[tuple[float, float]] = None  # bootstrap interval of the accuracy
+
+    def beats(self, other: "Cell") -> bool:
+        """This cell's interval lies wholly above ``other``'s (both measured)."""
+        return self.ci95 is not None and other.ci95 is not None and self.ci95[0] > other.ci95[1]
 
 
 @dataclass
@@ -56,7 +62,8 @@ class CalibrationTable:
             return None
         if data.get("version") != CALIBRATION_VERSION:
             return None
-        cells = [Cell(**cell) for cell in data.pop("cells", [])]
+        cells = [Cell(**{**cell, "ci95": tuple(cell["ci95"]) if cell.get("ci95") else None})
+                 for cell in data.pop("cells", [])]
         return cls(cells=cells, **{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def save(self, settings: Settings) -> Path:
@@ -80,9 +87,15 @@ class CalibrationTable:
         top = max(c.accuracy for c in cells)
         return min((c for c in cells if c.accuracy >= top - ACCURACY_TIE), key=lambda c: c.mean_latency_s)
 
+    def cell(self, difficulty: str, strategy: str, model: str) -> Optional[Cell]:
+        """The measured cell for this (difficulty, strategy, model) with enough samples, if any."""
+        return next((c for c in self.cells if (c.difficulty, c.strategy, c.model) == (difficulty, strategy, model)
+                     and c.n >= self.min_samples), None)
+
     def rows(self) -> list[list[str]]:
-        """Table rows for display: difficulty, strategy, model, n, accuracy, latency."""
+        """Table rows for display: difficulty, strategy, model, n, accuracy (95% interval), latency."""
         order = {"general": 0, "easy": 1, "moderate": 2, "hard": 3}
         cells = sorted(self.cells, key=lambda c: (order.get(c.difficulty, 9), c.strategy, c.model))
-        return [[c.difficulty, c.strategy, c.model, str(c.n), f"{c.accuracy:.2f}", f"{c.mean_latency_s:.2f}"]
-                for c in cells]
+        return [[c.difficulty, c.strategy, c.model, str(c.n),
+                 f"{c.accuracy:.2f}" + (f" [{c.ci95[0]:.2f}, {c.ci95[1]:.2f}]" if c.ci95 else ""),
+                 f"{c.mean_latency_s:.2f}"] for c in cells]

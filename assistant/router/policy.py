@@ -6,7 +6,8 @@ Defaults follow the edge-deployment guidelines (DESIGN.md): ``general`` -> the b
 ``hard`` -> RAG with the strongest chat model that fits the RAM budget and few, short
 passages; ``rag+adapter`` where both help (a hard request on a device with room, or an
 easy one whose notes match confidently). A calibration table measured on this device
-overrides the defaults where it has enough samples; a request's explicit strategy (or
+overrides the defaults where a cell has enough samples and its 95% interval lies wholly
+above the interval of the default's own cell; a request's explicit strategy (or
 model) overrides both."""
 from __future__ import annotations
 
@@ -98,20 +99,24 @@ def decide(requested_strategy: str, backend: str, model_name: str, profile: Devi
         reasons.append(f"strategy '{strategy}' requested")
         _require(strategy, resources)
     else:
+        if level in ("moderate", "hard") and resources.has_index and not model_explicit and models:
+            model, why = strongest_chat_model(models, model_name, profile.ram_budget_mb)
+            reasons += why
+        confident = bool(difficulty and difficulty.signal and difficulty.signal.confident)
+        strategy, why = _default_strategy(level, profile, resources, confident,
+                                          bool(resources.adapter_name) and adapter_model == model)
         cell = _calibrated(calibration, level, model_name, profile, resources, models, model_explicit)
-        if cell is not None:
+        default_cell = calibration.cell(level, str(strategy), model) if calibration and cell else None
+        if cell is not None and (cell.strategy, cell.model) != (str(strategy), model) and \
+                default_cell is not None and cell.beats(default_cell):
             strategy, model, source = Strategy(cell.strategy), cell.model, "calibration"
-            reasons.append(f"calibration: {cell.strategy} on {cell.model} scored {cell.accuracy:.2f} in "
-                           f"{cell.mean_latency_s:.2f} s over {cell.n} {level} probes on this device")
+            reasons.append(f"calibration: {cell.strategy} on {cell.model} scored {cell.accuracy:.2f} "
+                           f"[{cell.ci95[0]:.2f}, {cell.ci95[1]:.2f}] in {cell.mean_latency_s:.2f} s over {cell.n} "
+                           f"{level} probes on this device, above the default {default_cell.strategy}'s "
+                           f"[{default_cell.ci95[0]:.2f}, {default_cell.ci95[1]:.2f}]")
         else:
             if calibration is not None and level != "unknown":
-                reasons.append(f"calibration has under {calibration.min_samples} samples for {level}: defaults")
-            if level in ("moderate", "hard") and resources.has_index and not model_explicit and models:
-                model, why = strongest_chat_model(models, model_name, profile.ram_budget_mb)
-                reasons += why
-            confident = bool(difficulty and difficulty.signal and difficulty.signal.confident)
-            strategy, why = _default_strategy(level, profile, resources, confident,
-                                              bool(resources.adapter_name) and adapter_model == model)
+                reasons.append(_why_defaults(calibration, level, cell, default_cell))
             reasons.append(f"auto: {why}")
     if model != model_name:
         reasons.append(f"model switch: {model_name} -> {model}")
@@ -125,6 +130,19 @@ def decide(requested_strategy: str, backend: str, model_name: str, profile: Devi
                 adapter=resources.adapter_name if strategy.uses_adapter else None,
                 k=k, backend=Backend(backend), reasons=reasons, max_context=profile.max_context,
                 passage_tokens=profile.rag_passage_tokens if k else 0, source=source)
+
+
+def _why_defaults(calibration: CalibrationTable, level: str, cell: Optional[Cell],
+                  default_cell: Optional[Cell]) -> str:
+    """Why a calibration table did not change this plan."""
+    if cell is None:
+        return f"calibration has under {calibration.min_samples} samples for {level}: defaults"
+    if default_cell is None:
+        return f"calibration's best for {level} ({cell.strategy}) has no measured default to beat: defaults"
+    if (cell.strategy, cell.model) == (default_cell.strategy, default_cell.model):
+        return f"calibration agrees with the defaults for {level}"
+    return (f"calibration's best for {level} ({cell.strategy}, {cell.accuracy:.2f}) does not beat the default "
+            f"{default_cell.strategy} ({default_cell.accuracy:.2f}) beyond their 95% intervals: defaults")
 
 
 def _calibrated(calibration: Optional[CalibrationTable], level: str, model_name: str, profile: DeviceProfile,

@@ -17,11 +17,12 @@ from assistant.profiles import DeviceProfile
 from assistant.router.calibration import CalibrationTable, Cell
 from assistant.router.plan import Strategy
 from assistant.settings import Settings
+from assistant.study.paired import mean_ci
 from assistant.study.probes import Probe, build_probes, score
 
 log = logging.getLogger(__name__)
 
-PROBES_PER_LEVEL = 4
+PROBES_PER_LEVEL = 10  # the router trusts a cell from calibration.MIN_SAMPLES probes on
 ANSWER_TOKENS = {"general": 24, "easy": 24, "moderate": 32, "hard": 96}
 NO_CHAT_STRATEGIES = (Strategy.BASE, Strategy.RAG)  # what a model other than the served one is measured with
 
@@ -82,9 +83,11 @@ def run_calibration(settings: Settings, profile: DeviceProfile, probes_per_level
             if on_progress:
                 on_progress({"done": done, "total": total, "level": probe.level, "strategy": strategy,
                              "model": model})
-    cells = [Cell(level, str(strategy), model, len(values), sum(v[0] for v in values) / len(values),
-                  sum(v[1] for v in values) / len(values))
-             for (level, strategy, model), values in results.items()]
+    cells = []
+    for (level, strategy, model), values in results.items():
+        accuracy, low, high = mean_ci([v[0] for v in values])
+        cells.append(Cell(level, str(strategy), model, len(values), accuracy, sum(v[1] for v in values) / len(values),
+                          (low, high)))
     adapter = assistant.pool.get().adapter
     table = CalibrationTable(model=served, profile=profile.name, cells=cells,
                              notes={"probes_per_level": probes_per_level, "probes": len(probes),

@@ -8,17 +8,25 @@ import random
 from typing import Sequence
 
 
+def mean_ci(values: Sequence[float], level: float = 0.95, samples: int = 4000,
+            seed: int = 0) -> tuple[float, float, float]:
+    """(mean, lower, upper): percentile-bootstrap interval of the mean of ``values``."""
+    if not values:
+        raise ValueError("an interval needs at least one value")
+    values = list(values)
+    mean = sum(values) / len(values)
+    rng = random.Random(seed)
+    draws = sorted(sum(rng.choice(values) for _ in values) / len(values) for _ in range(samples))
+    tail = (1 - level) / 2
+    return mean, draws[int(tail * samples)], draws[min(samples - 1, int((1 - tail) * samples))]
+
+
 def mean_difference_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95, samples: int = 4000,
                        seed: int = 0) -> tuple[float, float, float]:
     """(mean of a - b, lower, upper): questions resampled with replacement, pairs kept together."""
     if len(a) != len(b) or not a:
         raise ValueError("paired scores need the same, non-zero number of questions")
-    diffs = [x - y for x, y in zip(a, b)]
-    mean = sum(diffs) / len(diffs)
-    rng = random.Random(seed)
-    draws = sorted(sum(rng.choice(diffs) for _ in diffs) / len(diffs) for _ in range(samples))
-    tail = (1 - level) / 2
-    return mean, draws[int(tail * samples)], draws[min(samples - 1, int((1 - tail) * samples))]
+    return mean_ci([x - y for x, y in zip(a, b)], level, samples, seed)
 
 
 def mcnemar_exact(a: Sequence[float], b: Sequence[float]) -> tuple[int, int, float]:

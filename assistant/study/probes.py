@@ -34,6 +34,16 @@ GENERAL_PROBES = [
     ("What colour is the sky on a clear day?", ("blue",)),
     ("What is the opposite of hot?", ("cold",)),
     ("How many legs does a spider have?", ("eight", "8")),
+    ("What is the largest organ of the human body?", ("skin",)),
+    ("What is 9 times 7?", ("63",)),
+    ("How many strings does a violin have?", ("four", "4")),
+    ("What do bees make?", ("honey",)),
+    ("How many minutes are in two hours?", ("120",)),
+    ("What is 12 squared?", ("144",)),
+    ("Which animal is the tallest in the world?", ("giraffe",)),
+    ("What is the square root of 81?", ("nine", "9")),
+    ("Which bird is a symbol of peace?", ("dove",)),
+    ("What language is mostly spoken in Spain?", ("spanish",)),
 ]
 
 

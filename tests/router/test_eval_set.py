@@ -336,3 +336,28 @@ def test_manifest_matches_the_questions_and_notes():
 def test_containment_rule(question, expected):
     assert contains(question, expected)
     assert not contains("15 mg", "5 mg")
+
+
+def test_calibration_probes_are_never_evaluation_questions():
+    """Issue 14: the router's general probes (shipped) and the probes generated from the
+    notes are not the evaluation set's questions: no equal wording, and no probe that shares
+    a run of 5 words with a question *and* expects one of its answers (sharing a template
+    such as "what is the capital of" while asking about another country is allowed)."""
+    from assistant.learn.data import NoteChunk
+    from assistant.study.probes import GENERAL_PROBES, Probe, build_probes
+
+    chunks = [NoteChunk(str(path), note_title(path), note_text(path)) for path in notes().values()]
+    probes = [Probe("general", q, e, "span") for q, e in GENERAL_PROBES] + build_probes(chunks, 10_000)
+    assert len(GENERAL_PROBES) >= 10
+    evaluation = questions()
+    wordings = {normalise(q["question"]) for q in evaluation}
+    for probe in probes:
+        assert normalise(probe.question) not in wordings, probe.question
+        expected = {normalise(e) for e in probe.expected}
+        for q in evaluation:
+            if runs(probe.question) & runs(q["question"]):
+                accepted = {normalise(a) for a in (q["answers"] or q["key_facts"])}
+                assert not expected & accepted, (probe.question, q["id"])
+            numeric = any(e.isdigit() for e in expected)  # "7" / "seven": numbers coincide across facts
+            if probe.level == q["level"] == "general" and not numeric:  # the same fact reworded
+                assert not expected & {normalise(a) for a in q["answers"]}, (probe.question, q["id"])

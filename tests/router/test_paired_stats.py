@@ -25,3 +25,24 @@ def test_mean_difference_interval_holds_the_mean_and_keeps_pairs():
     assert mean_difference_ci([1, 0], [1, 0])[1:] == (0.0, 0.0)
     with pytest.raises(ValueError):
         mean_difference_ci([1], [1, 0])
+
+
+def test_the_router_leaves_its_defaults_only_for_a_cell_that_beats_the_measured_default():
+    from assistant.profiles import load_profile
+    from assistant.router.calibration import CalibrationTable, Cell
+    from assistant.router.difficulty import Difficulty
+    from assistant.router.policy import Resources, decide
+
+    profile, resources = load_profile("laptop-16gb"), Resources(has_index=True, adapter_name=None)
+    moderate = Difficulty("moderate", ["a fact"])
+    table = CalibrationTable(model="m", profile=profile.name,
+                             cells=[Cell("moderate", "base", "m", 10, 0.9, 0.1, (0.8, 1.0))])
+    plan = decide("auto", "cpu", "m", profile, resources, moderate, table)
+    assert plan.strategy == "rag" and plan.source == "defaults"
+    assert any("no measured default" in r for r in plan.reasons)
+    table.cells.append(Cell("moderate", "rag", "m", 10, 0.3, 0.5, (0.1, 0.5)))
+    plan = decide("auto", "cpu", "m", profile, resources, moderate, table)
+    assert plan.strategy == "base" and plan.source == "calibration" and plan.k == 0
+    table.cells[1] = Cell("moderate", "rag", "m", 10, 0.7, 0.5, (0.5, 0.85))  # overlaps [0.8, 1.0]
+    plan = decide("auto", "cpu", "m", profile, resources, moderate, table)
+    assert plan.strategy == "rag" and any("does not beat" in r for r in plan.reasons)

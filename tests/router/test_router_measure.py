@@ -25,8 +25,9 @@ def test_run_calibration_measures_every_strategy_and_profile_shows_it(laptop, ro
         assert cells == {(level, strategy) for level in ("general", "easy", "moderate", "hard")
                          for strategy in ("base", "rag", "adapter", "rag+adapter")}
         assert all(c.n == 1 and 0.0 <= c.accuracy <= 1.0 and c.mean_latency_s > 0 for c in table.cells)
+        assert all(c.ci95[0] <= c.accuracy <= c.ci95[1] for c in table.cells)
         stored = CalibrationTable.load(router_home)
-        assert stored is not None and stored.model == "smollm2-135m-instruct" and stored.version == 1
+        assert stored is not None and stored.model == "smollm2-135m-instruct" and stored.version == 2
         assert len(stored.cells) == 16 and stored.notes["adapter"]
         assert profile.main(["--home", str(router_home.home), "--profile", "laptop-16gb"]) == 0
         shown = capsys.readouterr().out

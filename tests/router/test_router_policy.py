@@ -79,17 +79,23 @@ def test_calibration_table_changes_the_decision(laptop, router_home):
     assert ask(laptop, EASY).plan.strategy in ("adapter", "rag+adapter")
     model = laptop.pool.default_name
     table = CalibrationTable(model=model, profile="laptop-16gb", cells=[
-        Cell("easy", "adapter", model, 6, 0.17, 0.4), Cell("easy", "rag+adapter", model, 6, 0.33, 0.9),
-        Cell("easy", "rag", model, 6, 0.83, 0.7), Cell("easy", "base", model, 6, 0.0, 0.3),
-        Cell("moderate", "base", model, 2, 1.0, 0.1),  # too few samples: ignored
+        Cell("easy", "adapter", model, 10, 0.17, 0.4, (0.0, 0.4)),
+        Cell("easy", "rag+adapter", model, 10, 0.33, 0.9, (0.1, 0.6)),
+        Cell("easy", "rag", model, 10, 0.83, 0.7, (0.7, 1.0)), Cell("easy", "base", model, 10, 0.0, 0.3, (0.0, 0.0)),
+        Cell("moderate", "base", model, 2, 1.0, 0.1, (1.0, 1.0)),  # too few samples: ignored
+        # the best hard cell, but its interval overlaps the default's: not enough to leave the defaults
+        Cell("hard", "rag", model, 10, 0.6, 0.8, (0.3, 0.9)), Cell("hard", "rag+adapter", model, 10, 0.5, 1.0, (0.2, 0.8)),
     ])
     table.save(router_home)
     try:
         easy = ask(laptop, EASY).plan
         assert easy.strategy == "rag" and easy.source == "calibration"
-        assert any("calibration: rag" in r for r in easy.reasons)
+        assert any("calibration: rag" in r and "above the default" in r for r in easy.reasons)
         moderate = ask(laptop, MODERATE).plan
         assert moderate.strategy == "rag" and moderate.source == "defaults"
+        hard = ask(laptop, HARD).plan
+        assert hard.strategy == "rag+adapter" and hard.source == "defaults"
+        assert any("does not beat the default" in r for r in hard.reasons)
         assert ask(laptop, EASY, strategy="adapter").plan.strategy == "adapter"  # override wins
     finally:
         CalibrationTable.path_for(router_home).unlink()
@@ -118,7 +124,8 @@ def test_model_choice_switches_where_calibration_shows_a_stronger_model(laptop, 
 
     served = laptop.pool.default_name
     table = CalibrationTable(model=served, profile="laptop-16gb", cells=[
-        Cell("moderate", "rag", served, 4, 0.25, 0.5), Cell("moderate", "rag", "gemma3-270m", 4, 0.75, 0.9)])
+        Cell("moderate", "rag", served, 10, 0.25, 0.5, (0.1, 0.5)),
+        Cell("moderate", "rag", "gemma3-270m", 10, 0.75, 0.9, (0.6, 0.9))])
     table.save(router_home)
     try:
         switched = ask(laptop, MODERATE)
