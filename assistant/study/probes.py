@@ -2,7 +2,8 @@
 answer to each is scored (deterministic, no model in the loop):
 
 - ``moderate``: a fact question whose answer is a span of a note (a number, a date, a
-  name), asked as a cloze of the sentence that holds it; scored 1 if the span appears;
+  name), asked by the note's title and the key words of the sentence that holds it (not
+  the sentence itself); scored 1 if the span appears;
 - ``easy``: a label question (which note a section heading belongs to); scored 1 if the
   note's title appears;
 - ``hard``: a summary of a whole note; scored by the share of the note's key words the
@@ -27,6 +28,7 @@ _STOP = frozenset("the and for with that this from have has are was were your yo
                   "then than what when where which who will would into onto over under about every each "
                   "note notes also just only some more most very been being".split())
 SUMMARY_KEYWORDS = 12
+FACT_KEYWORDS = 4  # key words of the sentence a fact probe asks about
 
 GENERAL_PROBES = [
     ("What is the capital of France?", ("paris",)),
@@ -76,6 +78,9 @@ def _title(path: str) -> str:
 
 
 def _fact_probes(chunks: Sequence[NoteChunk]) -> list[Probe]:
+    """A fact question per chunk, paraphrased: it names the note and the sentence's key words
+    (not the sentence itself, so a lexical match is not handed over) and expects the
+    sentence's longest number, date or name."""
     probes = []
     for chunk in chunks:
         for sentence in _SENTENCE.split(chunk.text):
@@ -84,9 +89,13 @@ def _fact_probes(chunks: Sequence[NoteChunk]) -> list[Probe]:
             if len(sentence) < 20 or not spans:
                 continue
             span = max(spans, key=lambda m: len(m.group(0)))
-            cloze = sentence[:span.start()] + "___" + sentence[span.end():]
-            probes.append(Probe("moderate", f'In my notes on {_title(chunk.path)}: what goes in the blank? "{cloze}"',
-                                (span.group(0),), "span", chunk.path))
+            answer_words = set(_WORD.findall(span.group(0).lower()))
+            keywords = [w for w in dict.fromkeys(_WORD.findall(sentence.lower()))
+                        if len(w) > 2 and w not in _STOP and w not in answer_words and not w.isdigit()][:FACT_KEYWORDS]
+            if not keywords:
+                continue
+            probes.append(Probe("moderate", f"What do my notes on {_title(chunk.path)} say about "
+                                            f"{', '.join(keywords)}?", (span.group(0),), "span", chunk.path))
             break  # one per chunk: spread the probes over notes
     return probes
 

@@ -349,6 +349,8 @@ def test_calibration_probes_are_never_evaluation_questions():
     chunks = [NoteChunk(str(path), note_title(path), note_text(path)) for path in notes().values()]
     probes = [Probe("general", q, e, "span") for q, e in GENERAL_PROBES] + build_probes(chunks, 10_000)
     assert len(GENERAL_PROBES) >= 10
+    facts = [p for p in probes if p.level == "moderate"]
+    assert len(facts) >= 10 and all(not runs(p.question) & runs(note_text(Path(p.path))) for p in facts)
     evaluation = questions()
     wordings = {normalise(q["question"]) for q in evaluation}
     for probe in probes:
