@@ -46,3 +46,17 @@ def test_the_router_leaves_its_defaults_only_for_a_cell_that_beats_the_measured_
     table.cells[1] = Cell("moderate", "rag", "m", 10, 0.7, 0.5, (0.5, 0.85))  # overlaps [0.8, 1.0]
     plan = decide("auto", "cpu", "m", profile, resources, moderate, table)
     assert plan.strategy == "rag" and any("does not beat" in r for r in plan.reasons)
+
+
+def test_without_notes_the_adapter_serves_personal_requests():
+    from assistant.profiles import load_profile
+    from assistant.router.difficulty import Difficulty
+    from assistant.router.policy import Resources, decide
+
+    profile = load_profile("laptop-16gb")
+    for level in ("easy", "moderate", "hard"):
+        plan = decide("auto", "cpu", "m", profile, Resources(has_index=False, adapter_name="a1"),
+                      Difficulty(level, ["x"]))
+        assert plan.strategy == "adapter" and plan.adapter == "a1" and plan.k == 0
+        plan = decide("auto", "cpu", "m", profile, Resources(has_index=True, adapter_name="a1"), Difficulty(level, ["x"]))
+        assert plan.strategy == "rag" and plan.adapter is None
