@@ -30,6 +30,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--probes", type=int, default=PROBES_PER_LEVEL, help="probes per difficulty level")
     parser.add_argument("--also-model", action="append", default=[], metavar="MODEL",
                         help="also measure base/rag on this catalog model (e.g. gemma3-270m); repeatable")
+    parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                        help="start no new probe after this many seconds (levels are measured in turn)")
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
     add_settings_flags(parser, ["profile", "home", "model", "n_ctx", "n_threads"])
     args = parser.parse_args(argv)
@@ -42,13 +44,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         bar.set_postfix_str(f"{event['level']} {event['strategy']}")
         bar.update(1)
 
-    table = run_calibration(settings, profile, args.probes, args.also_model, progress)
+    table = run_calibration(settings, profile, args.probes, args.also_model, progress, budget_s=args.budget)
     bar.close()
     if args.json:
         print(json.dumps(table.as_dict(), indent=2))
         return 0
+    cut = ", stopped by the time budget" if table.notes.get("stopped") == "budget" else ""
     print(f"calibration for {table.model} on profile {table.profile} "
-          f"({table.notes.get('probes')} probes, adapter {table.notes.get('adapter') or 'none'})")
+          f"({table.notes.get('probes')} probes, adapter {table.notes.get('adapter') or 'none'}{cut})")
     print_table(table.rows())
     return 0
 

@@ -57,21 +57,37 @@ def feasible_strategies(assistant) -> list[str]:
     return strategies
 
 
+def interleave_levels(probes: Sequence[Probe]) -> list[Probe]:
+    """Probes taken one level at a time in turn (general, easy, moderate, hard, general, ...),
+    so a run stopped by its time budget leaves every level about equally measured."""
+    by_level: dict[str, list[Probe]] = defaultdict(list)
+    for probe in probes:
+        by_level[probe.level].append(probe)
+    queues = list(by_level.values())
+    return [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
+
+
 def run_calibration(settings: Settings, profile: DeviceProfile, probes_per_level: int = PROBES_PER_LEVEL,
                     extra_models: Sequence[str] = (), on_progress: Optional[Callable[[dict], None]] = None,
-                    save: bool = True, assistant=None) -> CalibrationTable:
+                    save: bool = True, assistant=None, budget_s: Optional[float] = None) -> CalibrationTable:
     """Measure every feasible strategy (and ``base``/``rag`` on each of ``extra_models``,
     e.g. ``gemma3-270m``) on probes from the indexed notes; store and return the table.
-    Raises NoTrainingDataError when nothing is indexed."""
+    With ``budget_s``, no new probe starts once that many seconds have passed (cells then
+    hold fewer samples, and the router ignores those under its minimum). Raises
+    NoTrainingDataError when nothing is indexed."""
+    started = time.perf_counter()
     assistant = assistant or open_assistant(settings, profile)
-    probes = build_probes(read_chunks(settings), probes_per_level)
+    probes = interleave_levels(build_probes(read_chunks(settings), probes_per_level))
     served = assistant.pool.default_name
     runs = [(s, served) for s in feasible_strategies(assistant)]
     runs += [(s, m) for m in extra_models if m != served for s in NO_CHAT_STRATEGIES
              if s == Strategy.BASE or assistant.resources(assistant.pool.get()).has_index]
     results: dict[tuple[str, str, str], list[tuple[float, float]]] = defaultdict(list)
-    total, done = len(probes) * len(runs), 0
+    total, done, stopped = len(probes) * len(runs), 0, "done"
     for probe in probes:
+        if budget_s is not None and time.perf_counter() - started >= budget_s:
+            stopped = "budget"
+            break
         for strategy, model in runs:
             try:
                 text, seconds = answer(assistant, probe, strategy, None if model == served else model)
@@ -90,7 +106,8 @@ def run_calibration(settings: Settings, profile: DeviceProfile, probes_per_level
                           (low, high)))
     adapter = assistant.pool.get().adapter
     table = CalibrationTable(model=served, profile=profile.name, cells=cells,
-                             notes={"probes_per_level": probes_per_level, "probes": len(probes),
+                             notes={"probes_per_level": probes_per_level, "probes": len(probes), "stopped": stopped,
+                                    "budget_s": budget_s,
                                     "adapter": adapter.name if adapter else None,
                                     "levels": sorted({p.level for p in probes})})
     if save:

@@ -76,3 +76,16 @@ def test_router_benchmark_quick(router_home, tmp_path):
             assert result["cells"][f"{level}|{strategy}"]["n"] == 1
     assert result["auto_chose"]["general"] == {"base/general": 1}
     assert result["auto_chose"]["moderate"] == {"rag/moderate": 1}
+
+
+def test_calibration_takes_levels_in_turn_and_keeps_to_its_budget(laptop, router_home):
+    from assistant.study.calibrate import interleave_levels
+    from assistant.study.probes import Probe
+
+    probes = [Probe(level, f"{level} {i}", ("x",), "span") for level in ("general", "easy", "hard") for i in range(2)]
+    assert [p.question for p in interleave_levels(probes)] == [
+        "general 0", "easy 0", "hard 0", "general 1", "easy 1", "hard 1"]
+    spent = run_calibration(router_home, load_profile("laptop-16gb"), probes_per_level=2, assistant=laptop,
+                            save=False, budget_s=0.0)
+    assert spent.cells == [] and spent.notes["stopped"] == "budget" and spent.notes["budget_s"] == 0.0
+    assert CalibrationTable.load(router_home) is None  # save=False wrote nothing
