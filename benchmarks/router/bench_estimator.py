@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import tempfile
@@ -29,40 +28,18 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from assistant.router.difficulty import LEVELS  # noqa: E402
+from assistant.study.paired import mean_ci  # noqa: E402
+from benchmarks.router.eval_set import indexed_settings, questions  # noqa: E402
 
-EVAL = ROOT / "benchmarks" / "router" / "eval"
 GENERAL_TO_NOTES_GOAL = 0.10
 ACCURACY_GOAL = 0.85
 
 
-def questions(split: str) -> list[dict]:
-    """The evaluation set's questions of one split ('all': both)."""
-    rows = [json.loads(line) for line in (EVAL / "questions.jsonl").read_text().splitlines() if line.strip()]
-    return [row for row in rows if split == "all" or row["split"] == split]
-
-
 def open_assistant(home: Path, profile: str):
     """An assistant on ``home`` with the evaluation notes indexed (indexing skipped when done)."""
-    from assistant.knowledge.base import KnowledgeBase
-    from assistant.knowledge.indexer import Indexer
     from assistant.orchestrator import Assistant
-    from assistant.settings import Settings
 
-    settings = Settings(home=home, profile=profile, n_ctx=1024)
-    with KnowledgeBase.open(settings) as kb:
-        empty = kb.is_empty()
-    if empty:
-        Indexer(settings, progress=False).run([str(EVAL / "notes")])
-    return Assistant.load(settings)
-
-
-def interval(hits: list[int], samples: int = 4000, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap 95% interval of a proportion."""
-    if not hits:
-        return (float("nan"), float("nan"))
-    rng = random.Random(seed)
-    draws = sorted(sum(rng.choice(hits) for _ in hits) / len(hits) for _ in range(samples))
-    return draws[int(0.025 * samples)], draws[int(0.975 * samples) - 1]
+    return Assistant.load(indexed_settings(home, profile, n_ctx=1024))
 
 
 def measure(assistant, rows: list[dict]) -> list[dict]:
@@ -93,10 +70,11 @@ def summarise(records: list[dict]) -> dict:
         level_hits = [int(r["level"] == r["estimated"]) for r in records if r["level"] == level]
         per_level[level] = {"n": len(level_hits), "accuracy": sum(level_hits) / len(level_hits) if level_hits else None}
     plans = {level: dict(Counter(r["plan"] for r in records if r["level"] == level)) for level in LEVELS}
-    return {"n": len(records), "accuracy": sum(hits) / len(hits), "accuracy_ci95": interval(hits),
+    return {"n": len(records), "accuracy": sum(hits) / len(hits), "accuracy_ci95": mean_ci(hits)[1:],
             "per_level": per_level, "confusion": confusion, "plans": plans,
             "general_to_notes": sum(general) / len(general) if general else None,
-            "general_to_notes_ci95": interval(general), "general_n": len(general),
+            "general_to_notes_ci95": mean_ci(general)[1:] if general else (float("nan"), float("nan")),
+            "general_n": len(general),
             "estimate_ms_p50": statistics.median(times),
             "estimate_ms_p95": times[min(len(times) - 1, int(0.95 * len(times)))]}
 

@@ -32,35 +32,19 @@ sys.path.insert(0, str(ROOT))
 from assistant.router.difficulty import LEVELS  # noqa: E402
 from assistant.study.paired import holm, mcnemar_exact, mean_difference_ci  # noqa: E402
 from assistant.study.scoring import answer_tokens, score_answer  # noqa: E402
+from benchmarks.router.eval_set import indexed_settings, questions  # noqa: E402
 
-EVAL = ROOT / "benchmarks" / "router" / "eval"
 FIXED = ("base", "rag", "adapter", "rag+adapter")
 RAG_PROFILE_K = "rag@profile-k"  # always-rag with the profile's passage budget
 NON_INFERIORITY = -0.05  # auto minus the best fixed strategy: lower 95% bound at least this
 
 
-def questions(split: str, per_level: int | None) -> list[dict]:
-    """The split's questions, the first ``per_level`` of each level in file order (a fixed subset)."""
-    rows = [json.loads(line) for line in (EVAL / "questions.jsonl").read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["split"] == split]
-    if per_level is None:
-        return rows
-    return [r for level in LEVELS for r in [r for r in rows if r["level"] == level][:per_level]]
-
-
 def prepare(home: Path, profile: str, adapter_budget: float):
     """Index the evaluation notes, train an adapter if asked (each once per home), load the assistant."""
-    from assistant.knowledge.base import KnowledgeBase
-    from assistant.knowledge.indexer import Indexer
     from assistant.learn.registry import AdapterRegistry
     from assistant.orchestrator import Assistant
-    from assistant.settings import Settings
 
-    settings = Settings(home=home, profile=profile, n_ctx=2048)
-    with KnowledgeBase.open(settings) as kb:
-        empty = kb.is_empty()
-    if empty:
-        Indexer(settings, progress=False).run([str(EVAL / "notes")])
+    settings = indexed_settings(home, profile, n_ctx=2048)
     if adapter_budget > 0 and AdapterRegistry(settings).active_path() is None:
         from assistant.learn.pipeline import learn
         from assistant.profiles import load_profile
