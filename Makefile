@@ -68,8 +68,10 @@ bench-adapters: install-dev
 bench-cim: aihwkit
 	$(PY) benchmarks/cim/bench_chips_per_second.py --repeats 5
 
+# The full TSB study (5 folds x 2 networks; about an hour on 2 cores, resumable): its committed
+# results are what benchmarks/RESULTS.md aggregates.
 cim-reproduce: install
-	$(PY) -m cim_backend.reproduce --out benchmarks/results/cim_reproduce
+	$(PY) -m cim_backend.reproduce --out benchmarks/cim/full-run
 
 # llama.cpp's own C++ server, a peer for bench-serving: built from the llama.cpp inside the
 # pinned llama-cpp-python source package, with deploy/build-llama.sh's flags, and cached

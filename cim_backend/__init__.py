@@ -2,7 +2,9 @@
 
 from .calibration import CalibrationConfig, calibrate_tsb
 from .config import PRESETS, CIMConfig, TileShape, WriteVerifyConfig, get_preset, ideal_config
+from .cost import devices_per_chip, readback_cost
 from .devices import DEVICE_PRESETS, DeviceModel, NonUniformVariation, UniformVariation, get_device, weight_sigma_formula
+from .drift import DriftModel, PowerLawDrift, RelaxationDrift, drifted, drifted_model, get_drift_model
 from .errors import CIMConfigError, CIMError, CIMExportError, CIMStateError
 from .layers import CIMConv2d, CIMLinear, Mode
 from .network import (
@@ -18,4 +20,6 @@ __all__ = [
     "calibrate_tsb", "cim_layers", "convert", "evaluate_chips", "evaluate_digital", "get_device", "get_preset",
     "ideal_config", "insert_tsb", "program_model", "program_tensor", "read_back", "set_mode", "to_digital",
     "weight_sigma_formula",
+    "DriftModel", "PowerLawDrift", "RelaxationDrift", "devices_per_chip", "drifted", "drifted_model",
+    "get_drift_model", "readback_cost",
 ]

@@ -20,7 +20,7 @@ from torch import nn
 
 from .errors import CIMStateError
 from .network import cim_layers, repeat_for_chips
-from .programming import read_back
+from .programming import read_back_conductances
 from .tsb import TinySharedBlock
 
 
@@ -45,15 +45,17 @@ class CalibrationResult:
 
 
 def _install_readbacks(model: nn.Module, seed: int) -> None:
+    """Give every CIM layer one seeded read of its chips' devices (both paths then use it)."""
     for key, (_, layer) in enumerate(cim_layers(model)):
         if layer.programmed is None:
             raise CIMStateError("program the backbone before calibrating the TSB")
-        layer.readback = read_back(layer.programmed, seed * 1009 + key)
+        layer.set_readback(read_back_conductances(layer.programmed, seed * 1009 + key))
 
 
 def _clear_readbacks(model: nn.Module) -> None:
+    """Back to the true chips."""
     for _, layer in cim_layers(model):
-        layer.readback = None
+        layer.set_readback(None)
 
 
 def calibrate_tsb(

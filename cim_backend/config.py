@@ -60,6 +60,15 @@ class CIMConfig:
     bit slices are then undefined. ``dac_bits``/``adc_bits`` ``None`` mean ideal converters.
     ``adc_range`` is the ADC full scale as a fraction of a tile column's largest possible
     partial sum (designs clip well below that worst case).
+
+    ``clip_conductance`` keeps every programmed conductance inside the device's range
+    (normalised ``[0, 1]``): a real device cannot be programmed below ``G_min`` or above
+    ``G_max``. Switch it off only to compare against the unbounded Gaussian model of
+    :func:`~cim_backend.devices.weight_sigma_formula`.
+
+    ``stuck_on_rate`` / ``stuck_off_rate`` are the fractions of devices stuck at ``G_max``
+    (stuck-on, SA1, normalised ``g = 1``) or at ``G_min`` (stuck-off, SA0, ``g = 0``) whatever
+    they are programmed to; write-verify cannot move them.
     """
 
     device: DeviceModel = RRAM
@@ -72,14 +81,25 @@ class CIMConfig:
     programming_variation: bool = True
     read_noise: bool = True
     write_verify: WriteVerifyConfig = field(default_factory=WriteVerifyConfig)
+    clip_conductance: bool = True
+    stuck_on_rate: float = 0.0
+    stuck_off_rate: float = 0.0
 
     def __post_init__(self) -> None:
         m = self.device.bits_per_device
+        for name in ("stuck_on_rate", "stuck_off_rate"):
+            rate = getattr(self, name)
+            if not 0.0 <= rate <= 1.0:
+                raise CIMConfigError(f"{name} must be in [0, 1], got {rate}")
+        if self.stuck_on_rate + self.stuck_off_rate > 1.0:
+            raise CIMConfigError(
+                f"stuck_on_rate + stuck_off_rate must be <= 1, got {self.stuck_on_rate + self.stuck_off_rate}"
+            )
         if self.weight_bits is not None:
             if self.weight_bits < 1 or self.weight_bits % m:
                 raise CIMConfigError(f"weight_bits={self.weight_bits} must be a positive multiple of bits_per_device={m}")
-        elif self.programming_variation or self.read_noise:
-            raise CIMConfigError("device noise needs quantized weights (weight_bits) to define bit slices")
+        elif self.programming_variation or self.read_noise or self.has_stuck_faults:
+            raise CIMConfigError("device noise and faults need quantized weights (weight_bits) to define bit slices")
         for name in ("dac_bits", "adc_bits"):
             bits = getattr(self, name)
             if bits is not None and bits < 1:
@@ -96,6 +116,20 @@ class CIMConfig:
     def polarities(self) -> int:
         """2 for differential pairs (G+ and G-), 1 for a digital sign bit."""
         return 2 if self.differential else 1
+
+    @property
+    def clips(self) -> bool:
+        """True when programmed conductances are clipped to ``[0, 1]``.
+
+        Only quantized mappings are clipped: the unquantized (ideal) mapping stores ``|w|``
+        itself on one pseudo-device, which is not a normalised conductance.
+        """
+        return self.clip_conductance and self.weight_bits is not None
+
+    @property
+    def has_stuck_faults(self) -> bool:
+        """True when some devices are stuck (either rate above 0)."""
+        return self.stuck_on_rate > 0.0 or self.stuck_off_rate > 0.0
 
     @property
     def sigma_rel(self) -> float:
@@ -115,7 +149,10 @@ class CIMConfig:
 def ideal_config(base: CIMConfig | None = None) -> CIMConfig:
     """``base`` with every non-ideality switched off: CIM results equal the digital layer."""
     base = base or CIMConfig()
-    return replace(base, weight_bits=None, dac_bits=None, adc_bits=None, programming_variation=False, read_noise=False)
+    return replace(
+        base, weight_bits=None, dac_bits=None, adc_bits=None, programming_variation=False, read_noise=False,
+        stuck_on_rate=0.0, stuck_off_rate=0.0,
+    )
 
 
 def _preset_table() -> dict[str, CIMConfig]:

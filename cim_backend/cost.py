@@ -14,6 +14,8 @@ circuit number):
   ISSCC 2014, 45 nm: 32-bit int add 0.1 pJ).
 * Programming is serial, one device at a time, every device gets one pulse, and each verify
   iteration costs one read (a conservative upper bound: real chips program a row in parallel).
+  A read-back of the chip (:func:`readback_cost`) is priced the same way: one serial read
+  per device.
 """
 
 from __future__ import annotations
@@ -74,13 +76,40 @@ def expected_verify_cost(device: DeviceModel, config: CIMConfig, devices: int, t
     target = torch.full((trials,), 0.5)
     sigma = config.device.variation.level_sigma(target, config.sigma_rel)
     g = target + sigma * torch.randn(trials, generator=gen)
+    if config.clips:
+        g = g.clamp(0.0, 1.0)
     wv = config.write_verify
     _, pulses, reads = write_verify(
         g, target, torch.ones(trials, dtype=torch.bool), sigma * wv.step_sigma_factor,
-        wv.tolerance(config.sigma_rel), config.read_sigma_rel, wv, gen,
+        wv.tolerance(config.sigma_rel), config.read_sigma_rel, wv, gen, clip=config.clips,
     )
     scale = devices / trials
     return programming_cost(float(pulses.sum()) * scale, float(reads.sum()) * scale, device)
+
+
+def readback_cost(devices: int, device: DeviceModel) -> ProgrammingCost:
+    """Time and energy of reading every one of ``devices`` devices once (no pulses).
+
+    What a flow that calibrates against a read-back of the chip (TSB) pays on top of
+    programming: one serial read per device, priced like a verify read.
+    """
+    if devices < 0:
+        raise ValueError(f"devices must be >= 0, got {devices}")
+    return programming_cost(0.0, float(devices), device)
+
+
+def devices_per_chip(model: nn.Module) -> int:
+    """Physical devices holding the weights of all CIM layers of one chip.
+
+    ``weights x slices x polarities`` per layer (a differential pair counts both devices,
+    an unused one included; biases are digital). A Tiny Shared Block is not a CIM layer and
+    is not counted: this is what a read-back of the backbone touches.
+    """
+    total = 0
+    for _, layer in cim_layers(model):
+        cfg = layer.cim_config
+        total += layer.weight.numel() * cfg.slices * cfg.polarities
+    return total
 
 
 @dataclass

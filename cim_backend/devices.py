@@ -15,6 +15,9 @@ Conventions used everywhere in ``cim_backend``:
 A weight of ``N`` bits stored on ``N/m`` devices (slice ``i`` carrying bits ``i*m..i*m+m-1``)
 then deviates by ``sigma * max|W| * sqrt(sum_i 4**(i*m)) / sum_i 2**(i*m)``
 (:func:`weight_sigma_formula`).
+
+What happens to the conductances after programming (PCM drift, RRAM relaxation) lives in
+:mod:`cim_backend.drift`; :meth:`DeviceModel.drift_model` finds a device's model.
 """
 
 from __future__ import annotations
@@ -75,7 +78,9 @@ class DeviceModel:
     """One NVM technology: levels, conductance range, variation, read noise, pulse costs.
 
     Pulse/read costs feed :mod:`cim_backend.cost`; each preset documents where its numbers
-    come from, or says that they are assumptions.
+    come from, or says that they are assumptions. ``drift_name`` names the post-programming
+    drift model (:mod:`cim_backend.drift`); ``None`` means the model registered under the
+    device's own ``name``.
     """
 
     name: str
@@ -90,6 +95,7 @@ class DeviceModel:
     read_ns: float = 10.0
     read_voltage_v: float = 0.2
     source: str = ""
+    drift_name: str | None = None
 
     def __post_init__(self) -> None:
         if self.bits_per_device < 1:
@@ -117,6 +123,16 @@ class DeviceModel:
     def with_sigma(self, sigma_rel: float) -> "DeviceModel":
         """Return a copy with a different programming variation (for sigma sweeps)."""
         return replace(self, sigma_rel=sigma_rel)
+
+    def drift_model(self):
+        """This technology's conductance drift model (:func:`cim_backend.drift.get_drift_model`).
+
+        Raises :class:`~cim_backend.errors.CIMConfigError` for a custom device without a
+        registered model; set ``drift_name`` (e.g. ``"none"``) for those.
+        """
+        from .drift import get_drift_model  # drift.py imports this module
+
+        return get_drift_model(self.drift_name or self.name)
 
 
 def weight_sigma_formula(sigma_rel: float, w_max: float, weight_bits: int, bits_per_device: int) -> float:

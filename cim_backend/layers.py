@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import CIMConfig
-from .crossbar import crossbar_mvm, dac_quantize
+from .crossbar import ConvGeometry, crossbar_mvm, dac_quantize
 from .errors import CIMStateError
-from .mapping import quantize_weight_ste, to_device_targets, weight_noise_std
+from .mapping import from_conductances, quantize_weight_ste, to_device_targets, weight_noise_std
 from .programming import ProgrammedTensor
 
 
@@ -47,7 +47,11 @@ class CIMLayer(nn.Module):
         self.cim_config = config
         self.mode = Mode.DIGITAL
         self.programmed: ProgrammedTensor | None = None
+        # Effective weights of an installed read-back (fast path); see set_readback.
         self.readback: torch.Tensor | None = None
+        # (weights, conductances) as installed by set_readback: the crossbar path trusts the
+        # conductances only while ``readback`` is still that very weights tensor.
+        self._readback_pair: tuple[torch.Tensor, torch.Tensor] | None = None
         self.use_crossbar_path = False
         self.observing = False
         self.register_buffer("input_range", torch.tensor(0.0))
@@ -85,6 +89,34 @@ class CIMLayer(nn.Module):
         std = weight_noise_std(targets, cfg, dev_sigma)[0]
         return wq + torch.randn_like(wq) * std.to(wq.dtype)
 
+    def set_readback(self, g: torch.Tensor | None, weights: torch.Tensor | None = None) -> None:
+        """Model the chip as the read-back conductances ``g`` ``(C, P, S, *shape)`` (None: clear).
+
+        Both paths then see the chip only through that read (plus fresh read noise): the
+        fast path through its effective weights (``readback``; ``weights`` if given, else
+        built from ``g``), the crossbar/ADC path through ``g`` itself, since partial sums and
+        their ADC codes depend on every device, not only on the weights they add up to.
+        """
+        if g is None:
+            self.readback, self._readback_pair = None, None
+            return
+        pt = self.programmed
+        if pt is None:
+            raise CIMStateError("program the layer before installing a read-back")
+        if tuple(g.shape) != tuple(pt.g.shape):
+            raise CIMStateError(f"read-back shape {tuple(g.shape)} != programmed {tuple(pt.g.shape)}")
+        w = from_conductances(g, pt.targets, self.cim_config) if weights is None else weights
+        self.readback, self._readback_pair = w, (w, g)
+
+    @property
+    def readback_g(self) -> torch.Tensor | None:
+        """Conductances of the installed read-back, or None (none installed, or ``readback``
+        was replaced by bare effective weights, which carry no device values)."""
+        pair = self._readback_pair
+        if pair is None or self.readback is None or pair[0] is not self.readback:
+            return None
+        return pair[1]
+
     def chip_weights(self) -> torch.Tensor:
         """Per-chip effective weights for one inference ``(C, *shape)``, fresh read noise included.
 
@@ -102,13 +134,28 @@ class CIMLayer(nn.Module):
         """True when tiles/ADC are linear, so one matmul with effective weights is exact."""
         return self.cim_config.adc_bits is None and not self.use_crossbar_path
 
-    def _crossbar(self, cols: torch.Tensor) -> torch.Tensor:
-        """Detailed tiled path for ``cols`` ``(C, N, rows)``; returns ``(C, N, out)``."""
+    def _crossbar(self, cols: torch.Tensor, conv: ConvGeometry | None = None) -> torch.Tensor:
+        """Detailed tiled path for ``cols`` ``(C, N, rows)`` (or images, see ``crossbar_mvm``); ``(C, N, out)``.
+
+        Runs on the read-back conductances when one is installed (as :meth:`chip_weights`
+        does), else on the true ones; ``crossbar_mvm`` adds the fresh read noise.
+        """
         pt = self.programmed
         if pt is None:
             raise CIMStateError("crossbar path needs a programmed layer")
-        g = pt.g.reshape(*pt.g.shape[:4], -1)
-        return crossbar_mvm(cols, g, pt.targets, self.cim_config, float(self.input_range), bool(self.input_signed))
+        g = pt.g
+        if self.readback is not None:
+            g = self.readback_g
+            if g is None:
+                # Falling back to pt.g would let the flow see the true chip (the bug this
+                # guards against): effective weights alone cannot feed per-device partial sums.
+                raise CIMStateError(
+                    "the crossbar/ADC path needs the read-back's conductances: install it with set_readback(g)"
+                )
+        g = g.reshape(*g.shape[:4], -1)
+        return crossbar_mvm(
+            cols, g, pt.targets, self.cim_config, float(self.input_range), bool(self.input_signed), conv=conv
+        )
 
 
 class CIMLinear(nn.Linear, CIMLayer):
@@ -160,17 +207,16 @@ class CIMConv2d(nn.Conv2d, CIMLayer):
             bias = None if self.bias is None else self.bias.repeat(chips)
             y = self._conv(xg, wk, bias, groups=chips)
             return y.reshape(b, chips, self.out_channels, *y.shape[2:]).transpose(0, 1).reshape(n, self.out_channels, *y.shape[2:])
-        cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)  # (n, rows, L)
-        out_hw = [
-            (size + 2 * p - d * (k - 1) - 1) // s + 1
-            for size, p, d, k, s in zip((h, w), self.padding, self.dilation, self.kernel_size, self.stride)
-        ]
-        length = cols.shape[-1]
-        y = self._crossbar(cols.transpose(1, 2).reshape(chips, b * length, -1))  # (C, b*L, out)
-        y = y.reshape(n, length, self.out_channels).transpose(1, 2)
+        geometry = ConvGeometry(
+            tuple(self.kernel_size), tuple(self.dilation), tuple(self.padding), tuple(self.stride)
+        )
+        oh, ow = geometry.out_hw(h, w)
+        y = self._crossbar(x, geometry)  # (C, b*oh*ow, out), sample-major
+        # A channels-last view, no copy: also the layout max-pooling runs fastest on.
+        y = y.view(n, oh, ow, self.out_channels).permute(0, 3, 1, 2)
         if self.bias is not None:
-            y = y + self.bias.view(1, -1, 1)
-        return y.reshape(n, self.out_channels, *out_hw)
+            y = y + self.bias.view(1, -1, 1, 1)
+        return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run in the current mode; in ``chips`` mode ``x`` is chip-major ``(C*B, Cin, H, W)``."""

@@ -4,9 +4,16 @@ A *chip* is one fixed realisation of the device variation. Chip ``i`` of a progr
 with seed ``s`` draws its noise from its own generator seeded by ``(s, i, layer_key)``, so the
 same chip comes out whether it is programmed alone or in a batch of many.
 
-Conductances are never clipped to ``[0, 1]``: the Gaussian model of this line of research
-(and its closed-form weight std) assumes unbounded errors; at sigma <= 0.2 clipping would
-change little.
+Conductances are clipped to the device range ``[0, 1]`` after the one-shot pulse and after
+every write-verify pulse when ``CIMConfig.clip_conductance`` is on (the default: a real
+device cannot leave its range). The Gaussian model of this line of research and its
+closed-form weight std (:func:`~cim_backend.devices.weight_sigma_formula`) assume unbounded
+errors; ``clip_conductance=False`` reproduces that model exactly.
+
+Stuck-at faults (``CIMConfig.stuck_on_rate`` / ``stuck_off_rate``) pin a device at ``g = 1``
+or ``g = 0`` whatever it is programmed to. The fault map of a chip is drawn from its own
+stream (:func:`fault_generator`), separate from the programming stream, so switching faults
+on or off leaves every other random draw unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +35,40 @@ def chip_generator(seed: int, chip: int, layer_key: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0] % (2**63)))
 
 
+# Stream ids of the extra per-chip generators. A 4-word SeedSequence entropy never equals the
+# 3-word one of chip_generator, so these streams are independent of the programming stream
+# and of every layer key (unlike ``layer_key + offset``, which could hit another layer's key).
+FAULT_STREAM = 1
+DRIFT_STREAM = 2
+
+
+def stream_generator(seed: int, chip: int, layer_key: int, stream: int) -> torch.Generator:
+    """Independent generator for one (seed, chip, layer) triple and an auxiliary ``stream``."""
+    state = np.random.SeedSequence([seed, chip, layer_key, stream]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] % (2**63)))
+
+
+def fault_generator(seed: int, chip: int, layer_key: int) -> torch.Generator:
+    """Generator of the stuck-at fault map of one (seed, chip, layer) triple."""
+    return stream_generator(seed, chip, layer_key, FAULT_STREAM)
+
+
+def draw_stuck_faults(
+    shape: Sequence[int], config: CIMConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Boolean ``(stuck_on, stuck_off)`` device masks of ``shape``, or ``None`` without faults.
+
+    One uniform draw per device: below ``stuck_on_rate`` the device is stuck on, in the next
+    ``stuck_off_rate`` it is stuck off, so the two rates are exact and the masks disjoint.
+    """
+    if not config.has_stuck_faults:
+        return None
+    u = torch.rand(tuple(shape), generator=gen)
+    on = u < config.stuck_on_rate
+    off = (u >= config.stuck_on_rate) & (u < config.stuck_on_rate + config.stuck_off_rate)
+    return on, off
+
+
 @dataclass
 class ProgrammedTensor:
     """The conductances actually programmed for one weight tensor on a batch of chips."""
@@ -39,6 +80,15 @@ class ProgrammedTensor:
     pulses: torch.Tensor  # (chips,) programming pulses, all devices
     verify_reads: torch.Tensor  # (chips,) verify reads, all devices
     _effective: torch.Tensor | None = field(default=None, repr=False)
+    # Which chips these are and which layer stream they came from, so that later per-chip
+    # random processes (drift) reproduce per (seed, chip) whatever the batch; None: 0..C-1.
+    chip_ids: tuple[int, ...] | None = None
+    layer_key: int = 0
+    stuck: torch.Tensor | None = field(default=None, repr=False)  # bool like g: stuck devices
+
+    def chip_id_list(self) -> list[int]:
+        """The chip ids held (``0..chips-1`` when the tensor was built without them)."""
+        return list(self.chip_ids) if self.chip_ids is not None else list(range(self.chips))
 
     @property
     def chips(self) -> int:
@@ -81,7 +131,12 @@ class ProgrammedTensor:
             sign=None if self.targets.sign is None else pick(self.targets.sign),
             w_max=pick(self.targets.w_max),
         )
-        return ProgrammedTensor(self.config, targets, self.g[idx], pick(self.verified), self.pulses[idx], self.verify_reads[idx])
+        ids = self.chip_id_list()
+        return ProgrammedTensor(
+            self.config, targets, self.g[idx], pick(self.verified), self.pulses[idx], self.verify_reads[idx],
+            chip_ids=tuple(ids[int(i)] for i in idx), layer_key=self.layer_key,
+            stuck=None if self.stuck is None else self.stuck[idx],
+        )
 
 
 def _device_mask(mask: torch.Tensor | None, targets: DeviceTargets, chips: int, batched: bool) -> torch.Tensor:
@@ -104,11 +159,16 @@ def write_verify(
     read_sigma: float,
     wv: WriteVerifyConfig,
     gen: torch.Generator,
+    clip: bool = False,
+    stuck: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Iterate read -> compare -> corrective pulse on the ``active`` devices.
 
     A device is accepted once a (noisy) read lands within ``tolerance`` of its target; each
     corrective pulse moves it by minus the read error and lands with spread ``step_sigma``.
+    ``clip`` keeps every landing inside ``[0, 1]``. Devices marked in ``stuck`` are read and
+    pulsed like any other (the loop cannot tell a stuck device from an unlucky one) but never
+    move, so unless a read happens to fall within tolerance they burn all ``max_pulses``.
     Returns the new conductances, the corrective pulses and the verify reads per device.
     """
     g = g.clone()
@@ -124,22 +184,43 @@ def write_verify(
         if not bool(need.any()):
             break
         landed = g - (read - target) + step_sigma * torch.randn(g.shape, generator=gen)
-        g = torch.where(need, landed, g)
+        if clip:
+            landed = landed.clamp(0.0, 1.0)
+        moved = need if stuck is None else need & ~stuck
+        g = torch.where(moved, landed, g)
         pulses += need.float()
         active = need
     return g, pulses, reads
 
 
-def _program_one_chip(targets: DeviceTargets, k: int, mask: torch.Tensor, config: CIMConfig, gen: torch.Generator):
-    """Program chip ``k`` (index into batched targets, or 0): one shot, then write-verify."""
+def _program_one_chip(
+    targets: DeviceTargets,
+    k: int,
+    mask: torch.Tensor,
+    config: CIMConfig,
+    gen: torch.Generator,
+    faults: tuple[torch.Tensor, torch.Tensor] | None = None,
+):
+    """Program chip ``k`` (index into batched targets, or 0): one shot, then write-verify.
+
+    ``faults`` is the chip's ``(stuck_on, stuck_off)`` device masks (:func:`draw_stuck_faults`).
+    """
     tg = targets.g[k if targets.g.shape[0] > 1 else 0]
     sigma = config.device.variation.level_sigma(tg, config.sigma_rel)
     g = tg + sigma * torch.randn(tg.shape, generator=gen) if config.sigma_rel > 0 else tg.clone()
+    if config.clips:
+        g = g.clamp(0.0, 1.0)
+    stuck = None
+    if faults is not None:
+        on, off = faults
+        g = torch.where(on, 1.0, torch.where(off, 0.0, g))
+        stuck = on | off
     m = mask[k if mask.shape[0] > 1 else 0]
     dev_mask = m.view(1, 1, *m.shape).expand_as(tg)
     wv = config.write_verify
     g, pulses, reads = write_verify(
-        g, tg, dev_mask, sigma * wv.step_sigma_factor, wv.tolerance(config.sigma_rel), config.read_sigma_rel, wv, gen
+        g, tg, dev_mask, sigma * wv.step_sigma_factor, wv.tolerance(config.sigma_rel), config.read_sigma_rel, wv, gen,
+        clip=config.clips, stuck=stuck,
     )
     return g, float(tg.numel() + pulses.sum()), float(reads.sum())
 
@@ -157,19 +238,23 @@ def program_tensor(
 
     ``batched=True``: ``w`` (and ``verify_mask``) carry one tensor per chip on their first
     dimension. Every device costs one programming pulse; verified devices add their
-    corrective pulses and verify reads.
+    corrective pulses and verify reads. With stuck-at faults configured, each chip's fault
+    map comes from :func:`fault_generator` (the programming stream is left untouched).
     """
     targets = to_device_targets(w, config, batched=batched)
     chip_ids = list(chip_ids)
     if batched and targets.g.shape[0] != len(chip_ids):
         raise CIMConfigError(f"batched weights hold {targets.g.shape[0]} chips, chip_ids {len(chip_ids)}")
     mask = _device_mask(verify_mask, targets, len(chip_ids), batched)
-    gs, pulses, reads = [], [], []
+    gs, pulses, reads, stuck = [], [], [], []
     for k, chip in enumerate(chip_ids):
-        g, p, r = _program_one_chip(targets, k, mask, config, chip_generator(seed, chip, layer_key))
+        faults = draw_stuck_faults(targets.g.shape[1:], config, fault_generator(seed, chip, layer_key))
+        g, p, r = _program_one_chip(targets, k, mask, config, chip_generator(seed, chip, layer_key), faults)
         gs.append(g)
         pulses.append(p)
         reads.append(r)
+        if faults is not None:
+            stuck.append(faults[0] | faults[1])
     return ProgrammedTensor(
         config=config,
         targets=targets,
@@ -177,6 +262,9 @@ def program_tensor(
         verified=mask,
         pulses=torch.tensor(pulses, dtype=torch.float64),
         verify_reads=torch.tensor(reads, dtype=torch.float64),
+        chip_ids=tuple(int(c) for c in chip_ids),
+        layer_key=layer_key,
+        stuck=torch.stack(stuck) if stuck else None,
     )
 
 
@@ -184,8 +272,19 @@ def read_back(pt: ProgrammedTensor, seed: int) -> torch.Tensor:
     """Effective weights measured by reading every device once, with read noise.
 
     This is what the deployment flow knows about a chip: the chip's real state plus one
-    read's noise (seeded so a calibration is reproducible).
+    read's noise (seeded so a calibration is reproducible). The weights built from
+    :func:`read_back_conductances` with the same seed.
+    """
+    return from_conductances(read_back_conductances(pt, seed), pt.targets, pt.config)
+
+
+def read_back_conductances(pt: ProgrammedTensor, seed: int) -> torch.Tensor:
+    """Conductances ``(chips, P, S, *shape)`` measured by reading every device once, with read noise.
+
+    The device-level form of :func:`read_back`: the tiled/ADC path needs every device's
+    value (its partial sums are per device column), not only the weights they add up to.
+    Seeded, so the same ``seed`` gives the same read as :func:`read_back`.
     """
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn(pt.g.shape, generator=gen) * pt.config.read_sigma_rel
-    return from_conductances(pt.g + noise, pt.targets, pt.config)
+    return pt.g + noise

@@ -1,122 +1,175 @@
 """Reproduce the TSB comparison: ``python -m cim_backend.reproduce [--quick] --out DIR``.
 
-Trains a LeNet on scikit-learn's digits, deploys it on simulated chips with four methods
-(plain, noise injection, NI + selective write-verify, TSB) at several variation sigmas, and
-writes ``DIR/results.json``, ``DIR/results.md`` and ``DIR/accuracy_vs_sigma.png``.
-``--quick`` shrinks epochs, chips and the sweep so the run takes well under two minutes; its
-numbers are a smoke test, not a measurement.
+5-fold cross-fitting over scikit-learn's 1,797 digits (every image tested once; folds serve as
+seeds), a LeNet and a VGG-style network, simulated chips with a 6-bit ADC, clipped
+conductances and stuck-at faults; plain training, noise injection, selective write-verify
+over a sweep of budgets, TSB and its ablations, per-chip bias and last-layer fitting; every
+hyperparameter chosen on a validation split. Writes ``DIR/results.json``, ``DIR/report.md``
+and PNG plots. Finished folds are kept under ``DIR/folds/`` and reused by a rerun with the
+same settings (an interrupted run resumes). ``--quick`` is a smoke test (under a minute),
+not a measurement.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import pickle
 import platform
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-from .calibration import CalibrationConfig
-from .config import get_preset
-from .data import load_digits_split
+from .chip_tuning import FitConfig
 from .errors import CIMError
-from .experiment import MethodSettings, run_all_methods, train_plain
-from .models import lenet_digits
-from .report import write_outputs
+from .folds import cross_fit_folds
+from .models import NETWORKS
+from .report import write_report
+from .tsb_results import aggregate_sigma
+from .tsb_study import FoldRunner, StudySettings
 
-# Full training = 30 epochs: noise-injection chip accuracy stops improving there (measured at
-# sigma 0.1, 40 chips: 92.7% after 10 epochs, 97.8% after 30, 97.9% after 45, 97.9% after 90).
-FULL = MethodSettings(chips=100, epochs_full=30, epochs_early=10, calibration=CalibrationConfig(steps=150, batch_size=64))
-QUICK = MethodSettings(
-    chips=4, epochs_full=4, epochs_early=2, reference_runs=1, calibration=CalibrationConfig(steps=10, batch_size=32)
+FULL = StudySettings()
+QUICK = StudySettings(
+    fold_limit=1, chips=3, val_chips=2, sigmas=(0.1,), plain_epochs=(3,), ni_epochs=(2, 3), tsb_backbone_epochs=(2,),
+    tsb_widths=(4, 8), fit=FitConfig(checkpoints=(5, 10), batch_size=32), budgets=(1, 5), selections=("magnitude", "random"),
+    drift_seconds=(86_400.0,),
 )
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cim_backend.reproduce", description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--quick", action="store_true", help="tiny smoke-test run (< 2 min)")
-    p.add_argument("--chips", type=int, help="chips per method and sigma (full: 100)")
-    p.add_argument("--sigma", type=float, default=0.1, help="main variation sigma (fraction of range)")
-    p.add_argument("--sweep", type=float, nargs="*", help="sigmas for the plot (main sigma always included)")
-    p.add_argument("--preset", default="rram-4b", help="CIM configuration preset")
-    p.add_argument("--tsb-width", type=int, help="TSB width k (k*k crossbar weights)")
-    p.add_argument("--epochs-full", type=int, help="epochs of full training (plain and noise injection)")
-    p.add_argument("--epochs-early", type=int, help="noise-injection epochs of the TSB backbone")
-    p.add_argument("--calib-steps", type=int, help="TSB calibration steps per chip")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steady timings on a shared machine; 0: torch default)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="smoke-test run (under a minute)")
+    p.add_argument("--network", choices=[*NETWORKS, "both"], default="both", help="which network (default: both)")
+    p.add_argument("--chips", type=int, help="test chips per fold (full: 16)")
+    p.add_argument("--folds", type=int, help="run only the first N of the 5 folds")
+    p.add_argument("--sigma", type=float, nargs="*", help="variation sigmas (full: 0.05 0.1 0.15 0.2)")
+    p.add_argument("--preset", help="CIM configuration preset (default rram-4b)")
+    p.add_argument("--adc-bits", type=int, help="ADC bits (default 6; 0 = ideal ADC)")
+    p.add_argument("--stuck-rate", type=float, help="stuck-on and stuck-off rate each (default 0.001)")
+    p.add_argument("--replicates", type=int, default=2000, help="bootstrap replicates")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0: torch default)")
     return p
 
 
-def _settings(args: argparse.Namespace) -> MethodSettings:
+def settings_from(args: argparse.Namespace) -> StudySettings:
+    """The study settings for parsed ``args``."""
     s = QUICK if args.quick else FULL
-    s = replace(s, seed=args.seed)
     if args.chips:
         s = replace(s, chips=args.chips)
-    if args.tsb_width:
-        s = replace(s, tsb_width=args.tsb_width)
-    if args.epochs_full:
-        s = replace(s, epochs_full=args.epochs_full)
-    if args.epochs_early:
-        s = replace(s, epochs_early=args.epochs_early)
-    if args.calib_steps:
-        s = replace(s, calibration=replace(s.calibration, steps=args.calib_steps))
+    if args.folds:
+        s = replace(s, fold_limit=args.folds)
+    if args.sigma:
+        s = replace(s, sigmas=tuple(sorted(set(args.sigma))))
+        if s.main_sigma not in s.sigmas:
+            s = replace(s, main_sigma=s.sigmas[len(s.sigmas) // 2])
+    if args.preset:
+        s = replace(s, preset=args.preset)
+    if args.adc_bits is not None:
+        s = replace(s, adc_bits=args.adc_bits or None)
+    if args.stuck_rate is not None:
+        s = replace(s, stuck_rate=args.stuck_rate)
+    s.config(s.main_sigma)  # validates the preset and rates before any work
     return s
 
 
+def _key(settings: StudySettings, network: str) -> str:
+    return hashlib.sha256(f"{network}|{settings!r}".encode()).hexdigest()[:12]
+
+
+def run_fold(network: str, fold, settings: StudySettings, folder: Path) -> dict:
+    """One fold of one network, loaded from ``folder`` when a run with these settings finished it."""
+    path = folder / f"{network}-fold{fold.index}-{_key(settings, network)}.pkl"
+    if path.exists():
+        print(f"  {network} fold {fold.index}: reusing {path.name}", flush=True)
+        return pickle.loads(path.read_bytes())
+    start = time.perf_counter()
+    runner = FoldRunner(network, fold, settings, log=lambda m: print(m, flush=True))
+    reference = runner.reference()
+    extended = network in settings.extended
+    sigmas = settings.sigmas if network in settings.sweep else (settings.main_sigma,)
+    result = {"reference": reference, "sigmas": {s: runner.run_sigma(s, extended) for s in sigmas}}
+    result["adc_timing"] = runner.adc_timing
+    result["seconds"] = time.perf_counter() - start
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(result))
+    tmp.replace(path)  # atomic: a fold file is complete or absent
+    return result
+
+
+def aggregate(network: str, folds: list[dict], settings: StudySettings, replicates: int) -> dict:
+    """Figures with intervals for one network over its folds."""
+    refs = [f["reference"]["correct"] for f in folds]
+    out = {
+        "weights": folds[0]["reference"]["weights"],
+        "reference_epochs": [f["reference"]["epochs"] for f in folds],
+        "adc_timing": folds[0]["adc_timing"],
+        "fold_seconds": [f["seconds"] for f in folds],
+        "sigmas": {},
+    }
+    for sigma in folds[0]["sigmas"]:
+        out["sigmas"][str(sigma)] = aggregate_sigma([f["sigmas"][sigma] for f in folds], refs, settings.config(sigma), replicates, seed=0)
+    return out
+
+
 def run(args: argparse.Namespace) -> dict:
-    """Run the comparison described by parsed ``args`` (torch threads restored afterwards)."""
+    """Run the study described by parsed ``args`` (torch threads restored afterwards)."""
+    settings = settings_from(args)
     previous = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        return _run(args)
+        start = time.perf_counter()
+        networks = list(NETWORKS) if args.network == "both" else [args.network]
+        folder = args.out / "folds"
+        folder.mkdir(parents=True, exist_ok=True)
+        folds = cross_fit_folds(settings.folds, limit=settings.fold_limit)
+        results = {"networks": {}}
+        for network in networks:
+            done = [run_fold(network, fold, settings, folder) for fold in folds]
+            results["networks"][network] = aggregate(network, done, settings, args.replicates)
+        cfg = settings.config(settings.main_sigma)
+        results["settings"] = {**{k: v for k, v in asdict(settings).items()}, "config": repr(cfg)}
+        results["meta"] = {
+            "quick": bool(args.quick),
+            "wall_seconds": time.perf_counter() - start,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "machine": platform.platform(),
+            "cpu": _cpu_model(),
+            "command": "python -m cim_backend.reproduce " + " ".join(sys.argv[1:]),
+        }
+        write_report(args.out, results)
+        return results
     finally:
         torch.set_num_threads(previous)
 
 
-def _run(args: argparse.Namespace) -> dict:
-    settings = _settings(args)
-    base_cfg = get_preset(args.preset)
-    default_sweep = [0.1, 0.2] if args.quick else [0.05, 0.1, 0.15, 0.2]
-    sigmas = sorted(set(args.sweep if args.sweep is not None else default_sweep) | {args.sigma})
-    split = load_digits_split(seed=args.seed)
-    torch.manual_seed(args.seed)
-    backbone = lenet_digits()
-    start = time.perf_counter()
-    plain = train_plain(backbone, split, settings)
-    sweep = {}
-    for sigma in sigmas:
-        sweep[sigma] = run_all_methods(backbone, plain, split, base_cfg.with_sigma(sigma), settings)
-        gaps = ", ".join(f"{k}={v.gap:+.4f}" for k, v in sweep[sigma].items())
-        print(f"sigma={sigma}: {gaps}", flush=True)
-    meta = {
-        "preset": args.preset,
-        "quick": bool(args.quick),
-        "settings": repr(settings),
-        "wall_seconds": time.perf_counter() - start,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.platform(),
-        "command": "python -m cim_backend.reproduce " + " ".join(sys.argv[1:]),
-    }
-    return write_outputs(args.out, args.sigma, sweep, settings.chips, meta)
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns a process exit code."""
     args = _parser().parse_args(argv)
     try:
-        results = run(args)
+        run(args)
     except CIMError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print((args.out / "results.md").read_text())
-    print(f"wrote {args.out / 'results.json'}, {args.out / 'results.md'}, {args.out / 'accuracy_vs_sigma.png'}")
-    return 0 if results else 1
+    print((args.out / "report.md").read_text())
+    print(f"wrote {args.out / 'results.json'}, {args.out / 'report.md'} and plots in {args.out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -36,11 +36,15 @@ class TrainResult:
     seconds: float
     losses: list[float] = field(default_factory=list)
     cpu_seconds: float = 0.0
+    states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    seconds_at: dict[int, float] = field(default_factory=dict)
 
 
-def train(model: nn.Module, split: Split, mode: Mode | str, cfg: TrainConfig) -> TrainResult:
+def train(model: nn.Module, split: Split, mode: Mode | str, cfg: TrainConfig, keep: tuple[int, ...] = ()) -> TrainResult:
     """Train ``model`` on ``split`` with every CIM layer in ``mode`` (digital or noise).
 
+    ``keep`` lists epochs after which a copy of the parameters (and the wall seconds so far)
+    is kept in the result: checkpoints of one run, for choosing the epochs on validation data.
     The model is left in eval mode with the CIM layers back in digital mode.
     """
     torch.manual_seed(cfg.seed)
@@ -49,7 +53,9 @@ def train(model: nn.Module, split: Split, mode: Mode | str, cfg: TrainConfig) ->
     model.train()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     n = split.x_train.shape[0]
-    losses = []
+    losses: list[float] = []
+    states: dict[int, dict[str, torch.Tensor]] = {}
+    seconds_at: dict[int, float] = {}
     start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(cfg.epochs):
         order = torch.randperm(n, generator=gen)
@@ -62,7 +68,10 @@ def train(model: nn.Module, split: Split, mode: Mode | str, cfg: TrainConfig) ->
             opt.step()
             total += float(loss.detach()) * idx.numel()
         losses.append(total / n)
+        if len(losses) in keep:
+            states[len(losses)] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            seconds_at[len(losses)] = time.perf_counter() - start
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     model.eval()
     set_mode(model, Mode.DIGITAL)
-    return TrainResult(seconds, losses, cpu)
+    return TrainResult(seconds, losses, cpu, states, seconds_at)

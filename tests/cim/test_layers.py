@@ -89,3 +89,86 @@ def test_program_report_counts_verified_fraction():
     assert report.weights == 6 * 9 + 96 * 10
     assert report.verified_weights == 54
     assert report.verified_fraction == pytest.approx(54 / report.weights)
+
+
+def _adc_layer(read_noise: bool, adc_bits: int | None = 6):
+    torch.manual_seed(0)
+    cfg = CIMConfig(tile=TileShape(16, 8), adc_bits=adc_bits, read_noise=read_noise)
+    net = convert(nn.Sequential(nn.Linear(40, 7)), cfg)
+    x = torch.rand(9, 40)
+    calibrate_input_ranges(net, x)
+    program_model(net, range(3), seed=5)
+    layer = net[0]
+    layer.use_crossbar_path = True  # also with adc_bits=None
+    return net, layer, x.repeat(3, 1)
+
+
+def test_crossbar_path_runs_on_the_installed_readback():
+    """With a read-back installed, the ADC path sees the chip only through it (no peeking at pt.g)."""
+    from cim_backend.crossbar import crossbar_mvm, dac_quantize
+    from cim_backend.programming import read_back, read_back_conductances
+
+    net, layer, x = _adc_layer(read_noise=True)
+    pt = layer.programmed
+    rb = read_back_conductances(pt, seed=9)
+    layer.set_readback(rb)
+    torch.testing.assert_close(layer.readback, read_back(pt, seed=9))  # same read as the weights' form
+    torch.manual_seed(4)
+    got = net(x)
+    # Hand-built: DAC, then the tiled ADC path on the read-back conductances (+ fresh read noise).
+    xq = dac_quantize(x, layer.cim_config.dac_bits, layer.input_range, bool(layer.input_signed))
+    torch.manual_seed(4)
+    expected = crossbar_mvm(
+        xq.reshape(3, 9, 40), rb, pt.targets, layer.cim_config, float(layer.input_range), bool(layer.input_signed)
+    ).reshape(27, 7) + layer.bias
+    torch.testing.assert_close(got, expected)
+
+    # The true conductances no longer matter while the read-back is installed ...
+    _, quiet, xq2 = _adc_layer(read_noise=False)
+    quiet.set_readback(read_back_conductances(quiet.programmed, seed=9))
+    before = quiet(xq2)
+    with torch.no_grad():
+        quiet.programmed.g.add_(0.3)  # the chip changes behind the flow's back
+    torch.testing.assert_close(quiet(xq2), before)
+    quiet.set_readback(None)  # ... and the true chip is back once it is cleared
+    assert (quiet(xq2) - before).abs().max() > 0.1
+
+
+def test_readback_paths_agree_and_bare_weights_are_refused():
+    """Ideal ADC: the tiled path on read-back conductances equals the fast path on read-back weights."""
+    from cim_backend.programming import read_back_conductances
+
+    net, layer, x = _adc_layer(read_noise=False, adc_bits=None)
+    layer.set_readback(read_back_conductances(layer.programmed, seed=2))
+    tiled = net(x)
+    layer.use_crossbar_path = False
+    torch.testing.assert_close(net(x), tiled, atol=1e-5, rtol=1e-5)
+    layer.use_crossbar_path = True
+    layer.readback = layer.readback + 0.0  # effective weights only: no device values behind them
+    with pytest.raises(CIMStateError):
+        net(x)
+    layer.readback = None
+    assert layer.readback_g is None
+    with pytest.raises(CIMStateError):
+        layer.set_readback(torch.zeros(2, 2))
+
+
+def test_tsb_calibration_with_an_adc_backpropagates_through_the_tiled_path():
+    from cim_backend.calibration import CalibrationConfig, calibrate_tsb
+    from cim_backend.config import get_preset
+    from cim_backend.tsb import insert_tsb
+
+    torch.manual_seed(0)
+    cfg = get_preset("rram-4b-adc")
+    model = convert(_net(), cfg)
+    x, y = torch.rand(48, 1, 8, 8), torch.randint(0, 10, (48,))
+    calibrate_input_ranges(model, x)
+    program_model(model, range(2), seed=3)
+    layers = [layer for _, layer in cim_layers(model)]
+    assert all(not layer.use_fast_path() for layer in layers)
+    block = insert_tsb(model, 4, cfg)
+    res = calibrate_tsb(model, block, x, y, [0, 1], CalibrationConfig(steps=3, lr=0.05, batch_size=16))
+    assert res.final_loss == res.final_loss  # finite, not NaN
+    assert block.chip_weight.abs().sum() > 0  # gradients reached the block through the ADC path
+    assert all(layer.readback is None and layer.readback_g is None for layer in layers)
+    assert evaluate_chips(model, x, y, 2).shape == (2,)

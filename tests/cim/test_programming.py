@@ -5,11 +5,17 @@ import math
 import pytest
 import torch
 
-from cim_backend.config import CIMConfig, WriteVerifyConfig
-from cim_backend.cost import expected_verify_cost, programming_cost
-from cim_backend.devices import RRAM, DeviceModel
+from torch import nn
+
+from cim_backend.config import CIMConfig, WriteVerifyConfig, ideal_config
+from cim_backend.cost import devices_per_chip, expected_verify_cost, programming_cost, readback_cost
+from cim_backend.devices import PCM, RRAM, DeviceModel
 from cim_backend.errors import CIMConfigError
-from cim_backend.programming import program_tensor, read_back
+from cim_backend.mapping import to_device_targets
+from cim_backend.network import convert
+from cim_backend.programming import (
+    chip_generator, draw_stuck_faults, fault_generator, program_tensor, read_back, write_verify,
+)
 
 
 def _phi(a: float) -> float:
@@ -35,7 +41,9 @@ def test_write_verify_residual_and_pulses_match_truncated_gaussian():
     sigma, tol = 0.1, 0.05
     device = DeviceModel("t", 2, 1.0, 40.0, sigma_rel=sigma, read_noise_rel=0.0)
     wv = WriteVerifyConfig(tolerance_rel=tol, step_sigma_factor=1.0, max_pulses=200)
-    cfg = CIMConfig(device=device, weight_bits=4, read_noise=False, write_verify=wv)
+    # The truncated-Gaussian law assumes unbounded landings; clipping (the default) would put
+    # the level-0/level-1 devices' mass on the bound, inside the tolerance, in fewer pulses.
+    cfg = CIMConfig(device=device, weight_bits=4, read_noise=False, write_verify=wv, clip_conductance=False)
     w = torch.randn(100, 100)
     pt = program_tensor(w, cfg, range(3), seed=1, verify_mask=torch.ones(100, 100, dtype=torch.bool))
     err = pt.g - pt.targets.g
@@ -50,7 +58,9 @@ def test_write_verify_residual_and_pulses_match_truncated_gaussian():
 
 def test_default_tolerance_gives_tenfold_sigma_reduction():
     device = DeviceModel("t", 2, 1.0, 40.0, sigma_rel=0.1, read_noise_rel=0.0)
-    cfg = CIMConfig(device=device, weight_bits=4, read_noise=False)
+    # Unclipped: the sqrt(3) tolerance rule assumes residuals spread over [-tol, tol]; devices
+    # clipped onto level 0 or 1 land exactly on target and would shrink the measured std.
+    cfg = CIMConfig(device=device, weight_bits=4, read_noise=False, clip_conductance=False)
     pt = program_tensor(torch.randn(80, 80), cfg, range(2), seed=2, verify_mask=torch.ones(80, 80, dtype=torch.bool))
     err = pt.g - pt.targets.g
     assert float(err.std()) == pytest.approx(0.01, rel=0.1)
@@ -100,3 +110,159 @@ def test_programming_cost_accounting():
     cfg = CIMConfig()
     verify = expected_verify_cost(RRAM, cfg, devices=1000)
     assert verify.pulses > 1000  # more than one pulse per verified device
+
+
+def test_readback_cost_reads_every_device_once():
+    cost = readback_cost(5000, RRAM)
+    assert cost.pulses == 0 and cost.verify_reads == 5000
+    assert cost.time_s == pytest.approx(5000 * RRAM.read_ns * 1e-9)
+    assert cost.energy_j == pytest.approx(5000 * RRAM.read_energy_pj() * 1e-12)
+    assert readback_cost(0, PCM).energy_j == 0
+    with pytest.raises(ValueError):
+        readback_cost(-1, RRAM)
+
+
+def test_devices_per_chip_counts_slices_and_polarities():
+    net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 36, 10))
+    weights = 8 * 9 + 8 * 36 * 10  # biases are digital
+    assert devices_per_chip(convert(net, CIMConfig())) == weights * 2 * 2  # 4b on 2b devices, pairs
+    assert devices_per_chip(convert(net, CIMConfig(differential=False))) == weights * 2
+    assert devices_per_chip(convert(net, CIMConfig(device=PCM, weight_bits=8))) == weights * 2 * 2
+    assert devices_per_chip(net) == 0  # no CIM layers
+
+
+# --- conductance clipping ---------------------------------------------------------------
+
+
+def _old_unclipped_program(w, cfg, chips, seed, layer_key, mask):
+    """The programming loop as it was before clipping and faults existed, written out in full."""
+    targets = to_device_targets(w, cfg)
+    tg = targets.g[0]
+    wv = cfg.write_verify
+    tol, read_sigma = wv.tolerance(cfg.sigma_rel), cfg.read_sigma_rel
+    out = []
+    for chip in chips:
+        gen = chip_generator(seed, chip, layer_key)
+        sigma = cfg.device.variation.level_sigma(tg, cfg.sigma_rel)
+        g = tg + sigma * torch.randn(tg.shape, generator=gen)
+        active = mask.view(1, 1, *mask.shape).expand_as(g).clone()
+        for _ in range(wv.max_pulses):
+            read = g + read_sigma * torch.randn(g.shape, generator=gen)
+            need = active & ((read - tg).abs() > tol)
+            if not bool(need.any()):
+                break
+            landed = g - (read - tg) + sigma * wv.step_sigma_factor * torch.randn(g.shape, generator=gen)
+            g = torch.where(need, landed, g)
+            active = need
+        out.append(g)
+    return torch.stack(out)
+
+
+def test_clipped_conductances_stay_in_device_range():
+    device = DeviceModel("t", 2, 1.0, 40.0, sigma_rel=0.2, read_noise_rel=0.02)
+    w = torch.randn(60, 60)
+    mask = torch.zeros(60, 60, dtype=torch.bool)
+    mask[:20] = True
+    clipped = program_tensor(w, CIMConfig(device=device), range(3), seed=2, verify_mask=mask)
+    free = program_tensor(w, CIMConfig(device=device, clip_conductance=False), range(3), seed=2, verify_mask=mask)
+    assert float(clipped.g.min()) >= 0.0 and float(clipped.g.max()) <= 1.0
+    assert float(free.g.min()) < 0.0 and float(free.g.max()) > 1.0  # unclipped really leaves the range
+    # Without write-verify the draws are the same, so clipping is exactly a clamp of them.
+    unverified = (slice(None), slice(None), slice(None), slice(20, None))
+    torch.testing.assert_close(clipped.g[unverified], free.g[unverified].clamp(0, 1), rtol=0, atol=0)
+
+
+def test_unclipped_programming_is_the_old_model_bit_for_bit():
+    cfg = CIMConfig(clip_conductance=False)
+    w = torch.randn(30, 40)
+    mask = torch.rand(30, 40) < 0.4
+    pt = program_tensor(w, cfg, [0, 5, 9], seed=3, layer_key=1, verify_mask=mask)
+    assert torch.equal(pt.g, _old_unclipped_program(w, cfg, [0, 5, 9], 3, 1, mask))
+    assert pt.stuck is None
+
+
+def test_ideal_mapping_is_not_clipped():
+    cfg = ideal_config()
+    assert cfg.clip_conductance and not cfg.clips
+    w = 3.0 * torch.randn(10, 10)  # |w| > 1 is stored as is on the ideal pseudo-device
+    torch.testing.assert_close(program_tensor(w, cfg, [0], seed=0).effective()[0], w)
+
+
+# --- stuck-at faults --------------------------------------------------------------------
+
+
+def test_stuck_rates_are_validated():
+    for kwargs in ({"stuck_on_rate": -0.1}, {"stuck_off_rate": 1.5}, {"stuck_on_rate": 0.6, "stuck_off_rate": 0.5}):
+        with pytest.raises(CIMConfigError):
+            CIMConfig(**kwargs)
+    with pytest.raises(CIMConfigError):  # no devices to be stuck without quantized weights
+        CIMConfig(weight_bits=None, programming_variation=False, read_noise=False, stuck_on_rate=0.1)
+    assert ideal_config(CIMConfig(stuck_on_rate=0.1)).stuck_on_rate == 0.0
+    CIMConfig(stuck_on_rate=0.5, stuck_off_rate=0.5)  # every device stuck is allowed
+
+
+def test_observed_fault_rates_within_binomial_bounds():
+    p_on, p_off = 0.01, 0.03
+    cfg = CIMConfig(stuck_on_rate=p_on, stuck_off_rate=p_off)
+    pt = program_tensor(torch.randn(100, 100), cfg, range(4), seed=8, layer_key=3)
+    on = torch.stack([draw_stuck_faults(pt.g.shape[1:], cfg, fault_generator(8, c, 3))[0] for c in range(4)])
+    off = torch.stack([draw_stuck_faults(pt.g.shape[1:], cfg, fault_generator(8, c, 3))[1] for c in range(4)])
+    assert torch.equal(pt.stuck, on | off) and not bool((on & off).any())
+    assert bool((pt.g[on] == 1.0).all()) and bool((pt.g[off] == 0.0).all())
+    n = pt.g.numel()
+    for mask, p in ((on, p_on), (off, p_off)):
+        k = int(mask.sum())
+        assert abs(k - n * p) <= 5 * math.sqrt(n * p * (1 - p))  # 5-sigma binomial band
+
+
+def test_faults_leave_the_other_random_streams_unchanged():
+    w = torch.randn(40, 40)
+    mask = torch.ones(40, 40, dtype=torch.bool)
+    clean = program_tensor(w, CIMConfig(read_noise=False), range(2), seed=6, verify_mask=mask)
+    faulty = program_tensor(w, CIMConfig(read_noise=False, stuck_off_rate=0.05), range(2), seed=6, verify_mask=mask)
+    free = ~faulty.stuck
+    # The fault map has its own generator and the verify loop draws per device and
+    # iteration, so every healthy device ends exactly where it did without faults.
+    assert torch.equal(faulty.g[free], clean.g[free])
+    assert float(faulty.pulses.sum()) > float(clean.pulses.sum())  # stuck devices burn pulses
+
+
+def test_write_verify_cannot_move_stuck_devices_and_gives_up():
+    wv = WriteVerifyConfig(tolerance_rel=0.01, max_pulses=25)
+    target = torch.full((1000,), 0.5)
+    g = target.clone()
+    g[:100] = 1.0  # stuck on, far from its target
+    stuck = torch.zeros(1000, dtype=torch.bool)
+    stuck[:100] = True
+    out, pulses, reads = write_verify(
+        g, target, torch.ones(1000, dtype=torch.bool), torch.full((1000,), 0.05), 0.01, 0.0, wv,
+        torch.Generator().manual_seed(0), clip=True, stuck=stuck,
+    )
+    assert bool((out[:100] == 1.0).all())
+    assert bool((pulses[:100] == 25).all()) and bool((reads[:100] == 25).all())  # the loop's cap
+    assert bool((pulses[100:] == 0).all()) and bool((reads[100:] == 1).all())  # on target: one read
+
+
+def test_verified_stuck_devices_stay_stuck_and_read_back_sees_them():
+    cfg = CIMConfig(stuck_on_rate=0.05, stuck_off_rate=0.05)
+    w = torch.randn(50, 50)
+    pt = program_tensor(w, cfg, range(2), seed=1, verify_mask=torch.ones(50, 50, dtype=torch.bool))
+    on = torch.stack([draw_stuck_faults(pt.g.shape[1:], cfg, fault_generator(1, c, 0))[0] for c in range(2)])
+    assert bool((pt.g[on] == 1.0).all()) and bool((pt.g[pt.stuck & ~on] == 0.0).all())
+    quiet = program_tensor(w, CIMConfig(stuck_on_rate=0.05, stuck_off_rate=0.05, read_noise=False), range(2), seed=1)
+    torch.testing.assert_close(read_back(quiet, seed=0), quiet.effective())  # no read noise: the real state
+    diff = read_back(pt, seed=4) - pt.effective()
+    assert float(diff.std()) == pytest.approx(float(pt.read_noise_std().flatten()[0]), rel=0.1)
+
+
+def test_faulty_chip_is_same_alone_or_in_batch():
+    cfg = CIMConfig(stuck_on_rate=0.02, stuck_off_rate=0.02)
+    w = torch.randn(20, 30)
+    mask = torch.rand(20, 30) < 0.5
+    batch = program_tensor(w, cfg, [0, 1, 2, 3], seed=5, verify_mask=mask)
+    alone = program_tensor(w, cfg, [2], seed=5, verify_mask=mask)
+    assert torch.equal(batch.g[2], alone.g[0]) and torch.equal(batch.stuck[2], alone.stuck[0])
+    assert torch.equal(batch.pulses[2], alone.pulses[0])
+    assert not torch.equal(batch.stuck[0], batch.stuck[1])
+    sub = batch.select([2])
+    assert sub.chip_ids == (2,) and torch.equal(sub.stuck, alone.stuck)
