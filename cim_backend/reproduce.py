@@ -78,7 +78,9 @@ def settings_from(args: argparse.Namespace) -> StudySettings:
 
 
 def _key(settings: StudySettings, network: str) -> str:
-    return hashlib.sha256(f"{network}|{settings!r}".encode()).hexdigest()[:12]
+    """Names a fold's file by what decides its figures: the settings as they apply to ``network``."""
+    own = replace(settings, extended=(network,) if network in settings.extended else (), sweep=(network,) if network in settings.sweep else ())
+    return hashlib.sha256(f"{network}|{own!r}".encode()).hexdigest()[:12]
 
 
 def run_fold(network: str, fold, settings: StudySettings, folder: Path) -> dict:

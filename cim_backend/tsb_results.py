@@ -62,7 +62,7 @@ def method_summary(outcomes: list, draws: stats.Draws, ref_samples: np.ndarray, 
         "fleet_seconds": {str(n): train_s + n * (per_chip_s + mapping_time) for n in FLEET_SIZES},
         "choices": [o.choice for o in outcomes],
     }
-    if outcomes[0].drift:
+    if all(o.drift for o in outcomes):  # drift runs for a fixed set of methods (tsb_k<k> only when k was chosen)
         out["drift"] = {}
         for t in outcomes[0].drift:
             d = [o.drift[t] for o in outcomes]

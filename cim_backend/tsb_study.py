@@ -68,7 +68,7 @@ class StudySettings:
     selections: tuple[str, ...] = ("sensitivity", "magnitude", "random")
     drift_seconds: tuple[float, ...] = (86_400.0, 30 * 86_400.0)
     extended: tuple[str, ...] = ("lenet", "vgg")  # networks that run the ablations at the main sigma
-    sweep: tuple[str, ...] = ("lenet",)  # networks that run every sigma (the others: the main one)
+    sweep: tuple[str, ...] = ("lenet", "vgg")  # networks that run every sigma (the others: the main one)
 
     def config(self, sigma: float) -> CIMConfig:
         """The chip configuration at ``sigma``: preset, ADC, clipping and stuck-at faults."""
