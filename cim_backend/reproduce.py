@@ -6,8 +6,10 @@ conductances and stuck-at faults; plain training, noise injection, selective wri
 over a sweep of budgets, TSB and its ablations, per-chip bias and last-layer fitting; every
 hyperparameter chosen on a validation split. Writes ``DIR/results.json``, ``DIR/report.md``
 and PNG plots. Finished folds are kept under ``DIR/folds/`` and reused by a rerun with the
-same settings (an interrupted run resumes). ``--quick`` is a smoke test (under a minute),
-not a measurement.
+same settings (an interrupted run resumes). The folds (network x fold) are independent
+cells: they run serially by default, on ``--workers N`` local Dask processes, or on a Dask
+cluster at ``--address`` (the optional ``cluster`` extra), with the same results for the same
+settings. ``--quick`` is a smoke test (under a minute), not a measurement.
 """
 
 from __future__ import annotations
@@ -19,17 +21,22 @@ import pickle
 import platform
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
+
+from cellrunner import CellRunnerError, Cluster, run_cells
 
 from .chip_tuning import FitConfig
 from .errors import CIMError
-from .folds import cross_fit_folds
+from .folds import Fold, cross_fit_folds
 from .models import NETWORKS
 from .report import write_report
 from .tsb_results import aggregate_sigma
+from .results_keys import add_result_keys
+from .tsb_goals import add_goals
 from .tsb_study import FoldRunner, StudySettings
 
 FULL = StudySettings()
@@ -45,14 +52,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--quick", action="store_true", help="smoke-test run (under a minute)")
     p.add_argument("--network", choices=[*NETWORKS, "both"], default="both", help="which network (default: both)")
-    p.add_argument("--chips", type=int, help="test chips per fold (full: 16)")
+    p.add_argument("--chips", type=int, help="test chips per fold (full: 20, i.e. 100 over the 5 folds)")
     p.add_argument("--folds", type=int, help="run only the first N of the 5 folds")
     p.add_argument("--sigma", type=float, nargs="*", help="variation sigmas (full: 0.05 0.1 0.15 0.2)")
     p.add_argument("--preset", help="CIM configuration preset (default rram-4b)")
     p.add_argument("--adc-bits", type=int, help="ADC bits (default 6; 0 = ideal ADC)")
     p.add_argument("--stuck-rate", type=float, help="stuck-on and stuck-off rate each (default 0.001)")
     p.add_argument("--replicates", type=int, default=2000, help="bootstrap replicates")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0: torch default)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per fold (default 1; 0: torch default)")
+    p.add_argument("--workers", type=int, default=0, help="run folds on N local Dask worker processes (default: serially)")
+    p.add_argument("--address", help="run folds on a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--render-only", action="store_true",
+                   help="rewrite report.md, the goals and the plots from DIR/results.json without running anything")
     return p
 
 
@@ -83,24 +94,71 @@ def _key(settings: StudySettings, network: str) -> str:
     return hashlib.sha256(f"{network}|{own!r}".encode()).hexdigest()[:12]
 
 
-def run_fold(network: str, fold, settings: StudySettings, folder: Path) -> dict:
-    """One fold of one network, loaded from ``folder`` when a run with these settings finished it."""
-    path = folder / f"{network}-fold{fold.index}-{_key(settings, network)}.pkl"
-    if path.exists():
-        print(f"  {network} fold {fold.index}: reusing {path.name}", flush=True)
-        return pickle.loads(path.read_bytes())
-    start = time.perf_counter()
-    runner = FoldRunner(network, fold, settings, log=lambda m: print(m, flush=True))
-    reference = runner.reference()
-    extended = network in settings.extended
-    sigmas = settings.sigmas if network in settings.sweep else (settings.main_sigma,)
-    result = {"reference": reference, "sigmas": {s: runner.run_sigma(s, extended) for s in sigmas}}
-    result["adc_timing"] = runner.adc_timing
-    result["seconds"] = time.perf_counter() - start
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(result))
-    tmp.replace(path)  # atomic: a fold file is complete or absent
-    return result
+@dataclass(frozen=True)
+class FoldCell:
+    """One independent cell of the study: every method and sigma on one fold of one network
+    (they share the fold's trained models, so a fold is the unit of work; folds are the seeds)."""
+
+    network: str
+    fold: Fold
+    settings: StudySettings
+    threads: int = 1
+
+    def path(self, folder: Path) -> Path:
+        """Where this cell's result is kept once finished."""
+        return folder / f"{self.network}-fold{self.fold.index}-{_key(self.settings, self.network)}.pkl"
+
+
+def compute_fold(cell: FoldCell) -> dict:
+    """Run one fold of one network (in this process or on a Dask worker); deterministic for a
+    given cell, so the result is the same wherever it runs."""
+    previous = torch.get_num_threads()
+    if cell.threads:
+        torch.set_num_threads(cell.threads)
+    try:
+        start = time.perf_counter()
+        settings, network = cell.settings, cell.network
+        runner = FoldRunner(network, cell.fold, settings, log=lambda m: print(m, flush=True))
+        reference = runner.reference()
+        extended = network in settings.extended
+        sigmas = settings.sigmas if network in settings.sweep else (settings.main_sigma,)
+        result = {"reference": reference, "sigmas": {s: runner.run_sigma(s, extended) for s in sigmas}}
+        result["adc_timing"] = runner.adc_timing
+        result["seconds"] = time.perf_counter() - start
+        return result
+    finally:
+        torch.set_num_threads(previous)
+
+
+def run_folds(cells: list[FoldCell], folder: Path, cluster: Cluster) -> dict[tuple[str, int], dict]:
+    """Every cell's result: those a run with the same settings finished are loaded from
+    ``folder``, the others computed through ``cluster`` and stored (atomically) as they finish."""
+    done: dict[tuple[str, int], dict] = {}
+    todo = []
+    for cell in cells:
+        path = cell.path(folder)
+        if path.exists():
+            print(f"  {cell.network} fold {cell.fold.index}: reusing {path.name}", flush=True)
+            done[(cell.network, cell.fold.index)] = pickle.loads(path.read_bytes())
+        else:
+            todo.append(cell)
+    if todo:
+        print(f"running {len(todo)} fold(s) {cluster.describe()}", flush=True)
+    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="folds", unit="fold", file=sys.stderr)
+
+    def store(cell: FoldCell, result: dict) -> None:
+        path = cell.path(folder)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(result))
+        tmp.replace(path)  # atomic: a fold file is complete or absent
+        done[(cell.network, cell.fold.index)] = result
+        bar.update(1)
+
+    try:
+        run_cells(compute_fold, todo, cluster, on_result=store)
+    finally:
+        bar.close()
+    return done
 
 
 def aggregate(network: str, folds: list[dict], settings: StudySettings, replicates: int) -> dict:
@@ -130,25 +188,46 @@ def run(args: argparse.Namespace) -> dict:
         folder = args.out / "folds"
         folder.mkdir(parents=True, exist_ok=True)
         folds = cross_fit_folds(settings.folds, limit=settings.fold_limit)
+        cluster = Cluster(workers=args.workers, address=args.address)
+        cells = [FoldCell(network, fold, settings, args.threads) for network in networks for fold in folds]
+        done = run_folds(cells, folder, cluster)
         results = {"networks": {}}
         for network in networks:
-            done = [run_fold(network, fold, settings, folder) for fold in folds]
-            results["networks"][network] = aggregate(network, done, settings, args.replicates)
+            ordered = [done[(network, fold.index)] for fold in folds]
+            results["networks"][network] = aggregate(network, ordered, settings, args.replicates)
         cfg = settings.config(settings.main_sigma)
         results["settings"] = {**{k: v for k, v in asdict(settings).items()}, "config": repr(cfg)}
         results["meta"] = {
             "quick": bool(args.quick),
             "wall_seconds": time.perf_counter() - start,
             "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
+            "threads": args.threads or torch.get_num_threads(),
+            "ran": cluster.describe(),
             "machine": platform.platform(),
             "cpu": _cpu_model(),
             "command": "python -m cim_backend.reproduce " + " ".join(sys.argv[1:]),
         }
-        write_report(args.out, results)
+        publish(args.out, results)
         return results
     finally:
         torch.set_num_threads(previous)
+
+
+def publish(out: Path, results: dict) -> dict:
+    """Add the derived keys and the goal checks to ``results`` and write every output into ``out``."""
+    write_report(out, add_goals(add_result_keys(results)))
+    return results
+
+
+def rerender(out: Path) -> dict:
+    """Rewrite ``out``'s report, goals and plots from its ``results.json`` (the figures as
+    they were measured; only their presentation and the goal checks are recomputed)."""
+    path = out / "results.json"
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CIMError(f"cannot read {path}: {exc}") from exc
+    return publish(out, results)
 
 
 def _cpu_model() -> str:
@@ -165,8 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns a process exit code."""
     args = _parser().parse_args(argv)
     try:
-        run(args)
-    except CIMError as exc:
+        if args.render_only:
+            rerender(args.out)
+        else:
+            run(args)
+    except (CIMError, CellRunnerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print((args.out / "report.md").read_text())

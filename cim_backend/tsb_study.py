@@ -9,7 +9,8 @@ comparisons are paired):
 * ``noise_injection``: noise-injection training, epochs chosen on validation chips;
 * ``swv@<m>x`` / ``swv@all``: the NI model with selective write-verify of ``m`` times the
   TSB's crossbar weights (and of all weights), the selection (sensitivity, magnitude or
-  random) chosen per budget on validation chips;
+  random) chosen per budget on validation chips; every budget at the main sigma and at
+  ``budget_sigmas``, 1x and all at the others;
 * ``tsb``: TSB on a noise-injection backbone, with backbone epochs, block width ``k`` and
   fitting steps chosen on validation chips;
 * at the main sigma (networks in ``extended``) also ``tsb_bias_only`` (A = 0), ``tsb_shared``
@@ -52,7 +53,7 @@ class StudySettings:
 
     folds: int = 5
     fold_limit: int | None = None
-    chips: int = 16
+    chips: int = 20
     val_chips: int = 4
     sigmas: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2)
     main_sigma: float = 0.1
@@ -65,6 +66,7 @@ class StudySettings:
     tsb_widths: tuple[int, ...] = (8, 14, 20)
     fit: ct.FitConfig = field(default_factory=ct.FitConfig)
     budgets: tuple[int, ...] = (1, 2, 5, 10, 20, 50)
+    budget_sigmas: tuple[float, ...] = (0.1, 0.2)  # sigmas with the whole budget sweep (the others: 1x and all)
     selections: tuple[str, ...] = ("sensitivity", "magnitude", "random")
     drift_seconds: tuple[float, ...] = (86_400.0, 30 * 86_400.0)
     extended: tuple[str, ...] = ("lenet", "vgg")  # networks that run the ablations at the main sigma
@@ -331,7 +333,7 @@ class FoldRunner:
         tsb_train = self.ni_seconds[epochs]
         out["tsb"] = self.fitted_outcome("tsb", backbone, cfg, width, steps, tsb_train, "tsb")
         out["tsb"].choice.update(epochs=epochs, val={f"{e}/{w}/{s}": a for (e, w, s), a in grid.items()})
-        budgets = self.s.budgets if sigma == self.s.main_sigma else (1,)
+        budgets = self.s.budgets if sigma in self.s.budget_sigmas or sigma == self.s.main_sigma else (1,)
         out.update(self.selective(cfg, width * width, budgets))
         if extended and sigma == self.s.main_sigma:
             for kind in ("tsb_bias_only", "tsb_shared", "bias", "last_layer"):
