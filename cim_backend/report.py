@@ -100,12 +100,20 @@ def _time(t: str) -> str:
 
 def fleet_table(block: dict) -> str:
     """Total seconds (training once + per chip fitting, programming and read-back) for N chips."""
-    names = [n for n in ("noise_injection", "swv@1x", "swv@all", "tsb") if n in block["methods"]]
+    names = [n for n in ("noise_injection", "swv@1x", "swv@all", "tsb", "bias", "last_layer") if n in block["methods"]]
     sizes = list(block["methods"][names[0]]["fleet_seconds"])
     rows = ["| method | " + " | ".join(f"{int(n):,} chip(s), s" for n in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
     for n in names:
         f = block["methods"][n]["fleet_seconds"]
         rows.append(f"| {label(n)} | " + " | ".join(f"{f[k]:.1f}" for k in sizes) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def goals_table(goals: list[dict]) -> str:
+    """The issue's goals: what was asked, what was measured, met or not."""
+    verdict = {True: "met", False: "**missed**", None: "not evaluated"}
+    rows = ["| goal | measured | verdict |", "|---|---|---|"]
+    rows += [f"| {g['goal']} | {g['measured']} | {verdict[g['met']]} |" for g in goals]
     return "\n".join(rows) + "\n"
 
 
@@ -157,7 +165,11 @@ def render(results: dict) -> str:
         times = list(next((m["drift"] for m in block["methods"].values() if "drift" in m), {}))
         if times:
             lines += ["\n### After programming: drift (no recalibration)\n\n", drift_table(block, times)]
-        lines += ["\n### Fleet cost\n\n", fleet_table(block)]
+        lines += ["\n### Fleet cost\n\n", "Seconds for N chips: training once, then per chip the fitting, programming and read-back "
+                  "(per-chip fit times measured with one torch thread per fold).\n\n", fleet_table(block)]
+        if net.get("goals"):
+            lines += ["\n### Goals\n\n", "A tie: the paired difference's 95% interval contains 0; 'N x': the ratio's "
+                      "interval lower bound is >= N.\n\n", goals_table(net["goals"])]
         t = net.get("adc_timing")
         if t:
             lines.append(
