@@ -2,20 +2,27 @@
 learning method {base, rag, adapter, rag+adapter} (the router's strategies) x data amount x model x compression
 {shipped, lower-bit requantization} x training budget {short, long} x difficulty.
 
-Work happens in ``$ASSISTANT_HOME/reports/study-work`` (a copy of the index database,
-the requantized variants, the study's adapters), so the person's own adapters and
-catalog stay untouched. RAG at a data amount retrieves only from the notes the adapter
+Each (model, compression) pair is one independent cell with its own work home,
+``$ASSISTANT_HOME/reports/study-work/<model>-<compression>`` (a copy of the index database,
+the requantized variant, that cell's adapters), so the person's own adapters and catalog
+stay untouched and cells can run in parallel through ``cellrunner`` (``--workers N`` or
+``--address``) exactly as they run one after another. Their answers are greedy, but the
+adapters train under a wall-clock budget, so a busy machine trains fewer steps: parallel
+cells share the cores and can score differently from serial ones. RAG at a data amount retrieves only from the notes the adapter
 at that amount trains on; probes come from notes in the full training split, so at 100%
 every method has seen every probe's note.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
+
+from cellrunner import Cluster, run_cells
 
 from assistant.knowledge.base import KnowledgeBase
 from assistant.knowledge.snapshot import backup_index_to
@@ -92,11 +99,11 @@ class StudyRow:
     status: str = "ok"
 
 
-def prepare_workdir(settings: Settings) -> Settings:
-    """Settings for the study's own home: a consistent copy of the index database and
-    links to already assembled catalog files (never a second 250 MB copy)."""
-    work = Settings(home=settings.layout.study_work, profiles_dir=settings.profiles_dir,
-                    n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+def prepare_workdir(settings: Settings, cell: str) -> Settings:
+    """Settings for one cell's own home under the study's work folder: a consistent copy of
+    the index database and links to already assembled catalog files (never a second 250 MB copy)."""
+    work = Settings(home=workdir(settings) / cell, profiles_dir=settings.profiles_dir,
+                    n_ctx=STUDY_CONTEXT, n_threads=settings.n_threads)
     backup_index_to(settings, work)
     work.layout.models.mkdir(parents=True, exist_ok=True)
     for name in (GEMMA_FILE, GEMMA_FILE + ".sha256"):
@@ -217,24 +224,59 @@ class _StudyRun:
             self.tick(f"{label} {method}")
 
 
-def run_study(settings: Settings, profile: DeviceProfile, grid: StudyGrid,
-              on_progress: Optional[Callable[[str], None]] = None) -> list[StudyRow]:
-    """Run the grid; one row per (model, compression, method, data, budget, difficulty).
-    A cell that cannot run here (a model that cannot be trained, a missing package) is
-    kept as a row with its ``status`` saying why."""
+@dataclass(frozen=True)
+class StudyCell:
+    """One independent unit of the study: every method, data amount and budget on one
+    model at one compression."""
+
+    model: str
+    compression: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}-{self.compression}"
+
+
+def run_cell(settings: Settings, profile: DeviceProfile, grid: StudyGrid, cell: StudyCell,
+             on_progress: Optional[Callable[[str], None]] = None) -> list[StudyRow]:
+    """The rows of one cell, measured in its own work home with its own model pool (a
+    module-level function, so a Dask worker can run it)."""
     from assistant.models.pool import ModelPool
 
-    work = prepare_workdir(settings).model_copy(update={"n_ctx": STUDY_CONTEXT})
+    work = prepare_workdir(settings, cell.name)
     knowledge = KnowledgeBase.open(settings, n_threads=profile.effective_threads())
     try:
         run = _StudyRun(work, profile, grid, Assistant(work, profile, ModelPool(work, profile), knowledge),
                         on_progress)
-        for model in grid.models:
-            for compression in grid.compressions:
-                run.run_variant(model, compression)
+        run.run_variant(cell.model, cell.compression)
     finally:
         knowledge.close()
     return run.rows
+
+
+def study_cells(grid: StudyGrid) -> list[StudyCell]:
+    """The grid's cells in report order (models, then compressions)."""
+    return [StudyCell(model, compression) for model in grid.models for compression in grid.compressions]
+
+
+def run_study(settings: Settings, profile: DeviceProfile, grid: StudyGrid,
+              on_progress: Optional[Callable[[str], None]] = None, cluster: Cluster = Cluster()) -> list[StudyRow]:
+    """Run the grid; one row per (model, compression, method, data, budget, difficulty).
+    A cell that cannot run here (a model that cannot be trained, a missing package) is
+    kept as a row with its ``status`` saying why. Serially, ``on_progress`` ticks at every
+    step; on a cluster it ticks once per step of a cell when that cell comes back."""
+    cells = study_cells(grid)
+    if cluster.serial:
+        work = functools.partial(run_cell, settings, profile, grid, on_progress=on_progress)
+        return [row for rows in run_cells(work, cells) for row in rows]
+    per_cell = step_count(grid) // max(1, len(cells))
+
+    def finished(cell: StudyCell, _rows: list[StudyRow]) -> None:
+        for _ in range(per_cell):
+            (on_progress or (lambda _label: None))(f"{cell.name} done")
+
+    results = run_cells(functools.partial(run_cell, settings, profile, grid), cells, cluster, finished)
+    return [row for rows in results for row in rows]
 
 
 def step_count(grid: StudyGrid) -> int:
@@ -249,9 +291,13 @@ def rows_as_dicts(rows: Sequence[StudyRow]) -> list[dict]:
 
 
 def clean_workdir(settings: Settings) -> None:
-    """Remove the study's adapters (the variants are kept: they are slow to make)."""
-    shutil.rmtree(HomeLayout(workdir(settings)).adapters, ignore_errors=True)
+    """Remove the study's adapters, in every cell's home (the variants are kept: they are
+    slow to make)."""
+    root = workdir(settings)
+    for home in [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []:
+        shutil.rmtree(HomeLayout(home).adapters, ignore_errors=True)
 
 
 def workdir(settings: Settings) -> Path:
+    """The folder under which every cell has its own work home."""
     return settings.layout.study_work

@@ -53,7 +53,42 @@ def test_bench_study_quick_writes_csv_table_and_plots(router_home, capsys):
     assert "difficulty moderate: best method" in capsys.readouterr().out
     # The study's adapters stay out of the person's registry.
     assert (router_home.home / "adapters" / "active.json").read_text() == active_before
-    assert not (reports / "study-work" / "adapters").exists()
+    assert not list((reports / "study-work").glob("*/adapters"))
+    assert (reports / "study-work" / "smollm2-135m-instruct-shipped" / "knowledge" / "index.sqlite").is_file()
+
+
+def test_study_cells_on_a_dask_worker_answer_as_serial_ones(router_home):
+    """Without training (whose budget is wall-clock) a cell's answers are greedy, so a worker
+    process must score exactly what this process scores."""
+    from cellrunner import Cluster
+
+    from assistant.study.study import StudyGrid, run_study
+
+    grid = StudyGrid(methods=("base", "rag"), data_pcts=(100,), models=("smollm2-135m-instruct",),
+                     compressions=("shipped",), budgets={}, probes_per_level=1)
+    profile = load_profile("laptop-16gb")
+    serial = run_study(router_home, profile, grid)
+    ticks: list[str] = []
+    parallel = run_study(router_home, profile, grid, ticks.append, Cluster(workers=1))
+
+    def scores(rows):
+        return [(r.model, r.method, r.data_pct, r.difficulty, r.n, r.accuracy, r.status) for r in rows]
+
+    assert len(serial) == 6 and all(r.status == "ok" and r.n == 1 for r in serial)
+    assert scores(parallel) == scores(serial)
+    assert len(ticks) == 2  # one progress step per method of the cell, reported when it came back
+
+
+def test_bench_study_refuses_workers_with_an_address(router_home, capsys):
+    assert bench.main(["study", "--quick", "--home", str(router_home.home), "--workers", "2",
+                       "--address", "tcp://127.0.0.1:1"]) == 1
+    assert "not both" in capsys.readouterr().err
+
+
+def test_bench_study_takes_the_methods_it_names(router_home, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["study", "--methods", "none", "--home", str(router_home.home)])
+    assert "invalid choice: 'none'" in capsys.readouterr().err
 
 
 def test_router_benchmark_quick(router_home, tmp_path):
