@@ -68,10 +68,10 @@ bench-adapters: install-dev
 bench-cim: aihwkit
 	$(PY) benchmarks/cim/bench_chips_per_second.py --repeats 5
 
-# The full TSB study (5 folds x 2 networks; about an hour on 2 cores, resumable): its committed
-# results are what benchmarks/RESULTS.md aggregates.
-cim-reproduce: install
-	$(PY) -m cim_backend.reproduce --out benchmarks/cim/full-run
+# The full TSB study (5 folds x 2 networks x 20 chips; about 105 min on 2 cores with two
+# local Dask workers, resumable): its committed results are what benchmarks/RESULTS.md aggregates.
+cim-reproduce: install-dev
+	$(PY) -m cim_backend.reproduce --out benchmarks/cim/full-run --workers 2
 
 # llama.cpp's own C++ server, a peer for bench-serving: built from the llama.cpp inside the
 # pinned llama-cpp-python source package, with deploy/build-llama.sh's flags, and cached
