@@ -69,6 +69,19 @@ class CIMConfig:
     ``stuck_on_rate`` / ``stuck_off_rate`` are the fractions of devices stuck at ``G_max``
     (stuck-on, SA1, normalised ``g = 1``) or at ``G_min`` (stuck-off, SA0, ``g = 0``) whatever
     they are programmed to; write-verify cannot move them.
+
+    ``per_channel_scales`` gives every output channel (a row of ``W``, a bit line group) its
+    own scale ``w_max``, applied digitally after the ADC, instead of one per tensor: a
+    language model's linear layers hold a few outlier rows that would otherwise leave the
+    other rows only a level or two of 4-bit weights.
+
+    ``output_referred_read_noise`` draws read noise on the column currents (per output, with
+    the variance ``sigma^2 * sum_i x_i^2`` that independent device read errors give) instead
+    of a fresh value for every device on every forward: the same distribution for each input
+    vector at a cost proportional to the outputs, not to the weights (a language model's
+    ~425M devices per token). Unlike device-referred noise, the samples of one batch then get
+    independent noise (one read per input vector, as in token-by-token decoding). It needs
+    differential pairs, where every row holds a device on every column.
     """
 
     device: DeviceModel = RRAM
@@ -84,9 +97,13 @@ class CIMConfig:
     clip_conductance: bool = True
     stuck_on_rate: float = 0.0
     stuck_off_rate: float = 0.0
+    per_channel_scales: bool = False
+    output_referred_read_noise: bool = False
 
     def __post_init__(self) -> None:
         m = self.device.bits_per_device
+        if self.output_referred_read_noise and not self.differential:
+            raise CIMConfigError("output_referred_read_noise needs differential pairs (a device on every column)")
         for name in ("stuck_on_rate", "stuck_off_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:

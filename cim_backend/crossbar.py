@@ -144,7 +144,8 @@ class _TiledMVM(torch.autograd.Function):
     ``(C, out*K, rows)``, the conductances of every bit line, already divided by the ADC
     step, ordered so that the ``K = 2*S`` columns (polarity, slice) of one output are
     adjacent; ``col_weight`` ``(K,)``, the digital weight of each such column
-    (``+-c_s * step``); ``w_max`` ``(C or 1,)``.
+    (``+-c_s * step``); ``w_max`` ``(C or 1, O)``, one scale per tensor (``O = 1``) or per
+    output (``O = out``), applied after the shift-and-add as the digital periphery would.
 
     Forward, per block of chips (sized so its partial sums stay in cache) and per tile: one
     ``bmm`` gives the partial sums divided by the step, so the ADC is two in-place passes
@@ -159,8 +160,11 @@ class _TiledMVM(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, cols, col_weight, w_max, tile_rows: int, lo, hi, geometry: ConvGeometry | None):
-        """Return ``(C, N, out)`` (sample-major for a convolution); ``lo is None``: ideal ADC."""
+    def forward(ctx, x, cols, col_weight, w_max, tile_rows: int, lo, hi, geometry: ConvGeometry | None,
+                column_noise: float = 0.0):
+        """Return ``(C, N, out)`` (sample-major for a convolution); ``lo is None``: ideal ADC.
+        ``column_noise`` > 0: output-referred read noise, std ``column_noise * |x_tile|`` (in
+        ADC code units) on every column's partial sum before the ADC."""
         chips, ncols, rows = cols.shape
         k = col_weight.numel()
         out_features = ncols // k
@@ -177,7 +181,7 @@ class _TiledMVM(torch.autograd.Function):
         buf = x.new_empty(block, n, ncols)  # reused: stays in cache
         acc_buf = None if geometry is None else x.new_empty(block, n * out_features)
         gt_all = cols.transpose(1, 2)  # (C, rows, out*K), a view: bmm reads it transposed
-        w_max_c = w_max.view(-1, 1, 1).expand(chips, 1, 1)
+        w_max_c = w_max.view(w_max.shape[0], 1, -1).expand(chips, 1, w_max.shape[1])
         for c0 in range(0, chips, block):
             c1 = min(chips, c0 + block)
             psum = buf[: c1 - c0]
@@ -187,6 +191,9 @@ class _TiledMVM(torch.autograd.Function):
             for t0 in range(0, rows, tile_rows):
                 t1 = min(rows, t0 + tile_rows)  # a short last tile: its missing rows add zero
                 torch.bmm(xb[:, :, t0:t1], gt_all[c0:c1, t0:t1], out=psum)
+                if column_noise > 0:
+                    norms = xb[:, :, t0:t1].square().sum(-1, keepdim=True).sqrt_()  # (block, N, 1)
+                    psum.add_(torch.randn_like(psum).mul_(norms.mul_(column_noise)))
                 if lo is not None:
                     psum.round_().clamp_(lo, hi)
                 # beta=0 on the first tile ignores acc's uninitialised memory (no zero fill).
@@ -207,7 +214,7 @@ class _TiledMVM(torch.autograd.Function):
         geometry = ctx.geometry
         chips, _, rows = cols.shape
         k = col_weight.numel()
-        grad = grad * w_max.view(-1, 1, 1)
+        grad = grad * w_max.view(w_max.shape[0], 1, -1)
         grad_x = grad_cols = None
         if ctx.needs_input_grad[0]:
             weights = torch.einsum("k,cokr->cor", col_weight, cols.view(chips, -1, k, rows))
@@ -231,7 +238,7 @@ class _TiledMVM(torch.autograd.Function):
                     unf.reshape(chips, -1, rows, unf.shape[2]),
                 )
             grad_cols = (outer.unsqueeze(2) * col_weight.view(1, 1, k, 1)).reshape(chips, -1, rows)
-        return grad_x, grad_cols, None, None, None, None, None, None
+        return grad_x, grad_cols, None, None, None, None, None, None, None
 
 
 def _bit_line_columns(g: torch.Tensor, targets: DeviceTargets, config: CIMConfig, scale: float) -> torch.Tensor:
@@ -242,7 +249,7 @@ def _bit_line_columns(g: torch.Tensor, targets: DeviceTargets, config: CIMConfig
     weights on separate columns (a device sits on the column of its weight's sign; the other
     column holds nothing there).
     """
-    sigma = config.read_sigma_rel
+    sigma = 0.0 if config.output_referred_read_noise else config.read_sigma_rel
     if sigma > 0:
         # Drawn in g's own layout (the samples of g + randn_like(g) * sigma), scaled in place.
         g = torch.randn_like(g).mul_(sigma * scale).add_(g, alpha=scale)
@@ -274,7 +281,8 @@ def crossbar_mvm(
     the result reshapes to ``(C*b, oh, ow, out)``.
 
     Read noise (fresh) is drawn per device, once per call (one read of the arrays serves the
-    whole batch, as on the chip); each tile/slice/polarity/column partial sum goes through
+    whole batch, as on the chip), or with ``output_referred_read_noise`` on every column's
+    partial sum, independently per input vector; each tile/slice/polarity/column partial sum goes through
     the ADC (full scale ``adc_range * tile.rows * x_range``); the digital periphery scales
     slices by ``c_s``, subtracts polarities, adds tiles and multiplies by ``w_max``.
     Gradients are straight-through (ADC as identity). Returns ``(C, N, out)``.
@@ -293,4 +301,5 @@ def crossbar_mvm(
     col_weight = torch.cat([coeff, -coeff]) * step  # (K,) in (polarity, slice) order
     w_max = targets.w_max.to(device=x.device, dtype=x.dtype)
     lo_f, hi_f = (None, None) if lo is None else (float(lo), float(hi))
-    return _TiledMVM.apply(x, cols, col_weight, w_max, tile_rows, lo_f, hi_f, conv)
+    column_noise = config.read_sigma_rel / step if config.output_referred_read_noise else 0.0
+    return _TiledMVM.apply(x, cols, col_weight, w_max, tile_rows, lo_f, hi_f, conv, column_noise)

@@ -1,6 +1,7 @@
 """Weight-to-device mapping: quantization, bit slicing, sign handling, tiling.
 
-A weight tensor ``W`` with per-tensor scale ``w_max = max|W|`` is quantized to an integer
+A weight tensor ``W`` with scale ``w_max = max|W|`` (over the tensor, or over each output
+channel with ``CIMConfig.per_channel_scales``) is quantized to an integer
 magnitude ``q = round(|W| / w_max * (2**N - 1))`` of ``N = weight_bits`` bits, cut into
 ``S = N / m`` slices of ``m = bits_per_device`` bits (slice 0 holds the least significant bits),
 and each slice's digit ``d`` becomes a device at normalised conductance ``d / (2**m - 1)``.
@@ -12,7 +13,8 @@ which reproduces the quantized weight exactly and makes a per-device ``N(0, sigm
 turn into the weight error of :func:`~cim_backend.devices.weight_sigma_formula`.
 
 Tensors of device conductances are laid out ``(chips, P, S, *weight_shape)``; a leading chip
-dimension of size 1 broadcasts over chips.
+dimension of size 1 broadcasts over chips. Scales are ``(chips, O)``: ``O = 1`` per tensor,
+``O = out`` per output channel.
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ class DeviceTargets:
 
     g: torch.Tensor  # (chips or 1, P, S, *shape), normalised to [0, 1]
     sign: torch.Tensor | None  # (chips or 1, *shape) of +-1 when P == 1, else None
-    w_max: torch.Tensor  # (chips or 1,) per-tensor scale
+    w_max: torch.Tensor  # (chips or 1, 1) per tensor or (chips or 1, out) per output channel
+
+
+def scale_view(w_max: torch.Tensor, weight_dims: int) -> torch.Tensor:
+    """``w_max`` ``(C, O)`` shaped to broadcast over weights ``(C, out, ...)`` with
+    ``weight_dims`` dimensions after the chip one."""
+    return w_max.view(w_max.shape[0], w_max.shape[1], *([1] * (weight_dims - 1)))
 
 
 def slice_coefficients(config: CIMConfig, device: torch.device | None = None) -> torch.Tensor:
@@ -43,8 +51,13 @@ def slice_coefficients(config: CIMConfig, device: torch.device | None = None) ->
     return (powers / powers.sum()).to(dtype=torch.float32, device=device)
 
 
-def _per_tensor_max(w: torch.Tensor) -> torch.Tensor:
-    return w.detach().abs().flatten(1).amax(dim=1).clamp_min(_EPS)
+def _scales(wb: torch.Tensor, per_channel: bool) -> torch.Tensor:
+    """``(C, O)`` largest magnitudes: per output channel when asked and ``wb`` ``(C, out, ...)``
+    has channels (a vector keeps one scale), else per tensor."""
+    magnitude = wb.detach().abs()
+    if per_channel and wb.dim() >= 3:
+        return magnitude.flatten(2).amax(dim=2).clamp_min(_EPS)
+    return magnitude.flatten(1).amax(dim=1, keepdim=True).clamp_min(_EPS)
 
 
 def to_device_targets(w: torch.Tensor, config: CIMConfig, batched: bool = False) -> DeviceTargets:
@@ -59,8 +72,8 @@ def to_device_targets(w: torch.Tensor, config: CIMConfig, batched: bool = False)
         # Unquantized (ideal) mapping: one "device" holding |w| exactly, unit scale, so the
         # read-back reproduces w bit for bit.
         return _exact_targets(wb, config)
-    w_max = _per_tensor_max(wb)
-    scale = w_max.view(-1, *([1] * (wb.dim() - 1)))
+    w_max = _scales(wb, config.per_channel_scales)
+    scale = scale_view(w_max, wb.dim() - 1)
     full = 2**config.weight_bits - 1
     q = torch.round(wb.abs() / scale * full).clamp_(0, full)
     m = config.device.bits_per_device
@@ -79,7 +92,7 @@ def to_device_targets(w: torch.Tensor, config: CIMConfig, batched: bool = False)
 
 
 def _exact_targets(wb: torch.Tensor, config: CIMConfig) -> DeviceTargets:
-    w_max = torch.ones(wb.shape[0])
+    w_max = torch.ones(wb.shape[0], 1)
     if config.differential:
         g = torch.stack([wb.clamp_min(0), (-wb).clamp_min(0)], dim=1).unsqueeze(2)
         return DeviceTargets(g=g, sign=None, w_max=w_max)
@@ -93,7 +106,7 @@ def from_conductances(g: torch.Tensor, targets: DeviceTargets, config: CIMConfig
     view = coeff.view(1, 1, -1, *([1] * (g.dim() - 3)))
     mag = (g * view).sum(dim=2)  # (C, P, *shape)
     val = mag[:, 0] - mag[:, 1] if config.differential else mag[:, 0] * targets.sign
-    return val * targets.w_max.view(-1, *([1] * (val.dim() - 1)))
+    return val * scale_view(targets.w_max, val.dim() - 1)
 
 
 def quantize_weight(w: torch.Tensor, config: CIMConfig) -> torch.Tensor:
@@ -119,7 +132,7 @@ def weight_noise_std(targets: DeviceTargets, config: CIMConfig, device_sigma: to
     coeff = slice_coefficients(config, targets.g.device)
     view = coeff.view(1, 1, -1, *([1] * (targets.g.dim() - 3)))
     var = (device_sigma.expand_as(targets.g) ** 2 * view**2).sum(dim=(1, 2))
-    return var.sqrt() * targets.w_max.view(-1, *([1] * (var.dim() - 1)))
+    return var.sqrt() * scale_view(targets.w_max, var.dim() - 1)
 
 
 def as_matrix(w: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch
 
 from .config import CIMConfig, WriteVerifyConfig
 from .errors import CIMConfigError
-from .mapping import DeviceTargets, from_conductances, slice_coefficients, to_device_targets
+from .mapping import DeviceTargets, from_conductances, scale_view, slice_coefficients, to_device_targets
 
 
 def chip_generator(seed: int, chip: int, layer_key: int) -> torch.Generator:
@@ -105,7 +105,7 @@ class ProgrammedTensor:
         """Per-weight std ``(chips or 1, 1...)`` added by one read of every device."""
         coeff = slice_coefficients(self.config, self.g.device)
         per_unit = self.config.read_sigma_rel * float((self.config.polarities * (coeff**2).sum()).sqrt())
-        return self.targets.w_max.view(-1, *([1] * (self.g.dim() - 3))) * per_unit
+        return scale_view(self.targets.w_max, self.g.dim() - 3) * per_unit
 
     def read(self) -> torch.Tensor:
         """Effective weights with a fresh read-noise sample (what one inference sees).

@@ -18,14 +18,16 @@ def _quiet(cfg: CIMConfig) -> CIMConfig:
     return CIMConfig(**{**cfg.__dict__, "programming_variation": False, "read_noise": False})
 
 
+@pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("weight_bits,m,differential", [(4, 2, True), (8, 2, False), (4, 1, True), (6, 3, False)])
-def test_slicing_reconstructs_integer_quantization(weight_bits, m, differential):
+def test_slicing_reconstructs_integer_quantization(weight_bits, m, differential, per_channel):
     device = DeviceModel("t", m, 1.0, 40.0, 0.1, 0.0)
-    cfg = CIMConfig(device=device, weight_bits=weight_bits, differential=differential)
+    cfg = CIMConfig(device=device, weight_bits=weight_bits, differential=differential, per_channel_scales=per_channel)
     w = torch.randn(32, 17)
     targets = to_device_targets(w, cfg)
     full = 2**weight_bits - 1
-    w_max = w.abs().max()
+    w_max = w.abs().amax(dim=1, keepdim=True) if per_channel else w.abs().max()
+    assert targets.w_max.shape == ((1, 32) if per_channel else (1, 1))
     expected = torch.round(w.abs() / w_max * full) / full * w_max * torch.sign(w)
     torch.testing.assert_close(from_conductances(targets.g, targets, cfg)[0], expected, atol=1e-6, rtol=0)
     levels = targets.g * (2**m - 1)
@@ -85,12 +87,13 @@ def _geometry_net():
     )
 
 
-@pytest.mark.parametrize("differential", [True, False])
+@pytest.mark.parametrize("differential,per_channel", [(True, False), (False, False), (True, True)])
 @pytest.mark.parametrize("signed", [False, True])
 @pytest.mark.parametrize("net_fn", [_net, _geometry_net])
-def test_crossbar_path_with_ideal_adc_equals_fast_path(differential, signed, net_fn):
+def test_crossbar_path_with_ideal_adc_equals_fast_path(differential, signed, net_fn, per_channel):
     torch.manual_seed(0)
-    cfg = CIMConfig(tile=TileShape(8, 4), read_noise=False, differential=differential)  # variation on, several tiles
+    cfg = CIMConfig(tile=TileShape(8, 4), read_noise=False, differential=differential,  # variation on, several tiles
+                    per_channel_scales=per_channel)
     net = net_fn()
     x = torch.rand(5, 3, 8, 8 if net_fn is _net else 9) * (2 if signed else 1) - (1 if signed else 0)
     net(x)  # materialise the lazy layer
@@ -124,7 +127,7 @@ def _reference_crossbar(x, g, targets, cfg, x_range, signed):
     psum = torch.einsum("cntr,cpsotr->cnpsot", x, g)
     psum = adc_quantize(psum, cfg.adc_bits, cfg.adc_range * tr * x_range, signed)
     per_pol = (psum * slice_coefficients(cfg).view(1, 1, 1, -1, 1, 1)).sum(dim=(3, 5))
-    return (per_pol[:, :, 0] - per_pol[:, :, 1]) * targets.w_max.view(-1, 1, 1)
+    return (per_pol[:, :, 0] - per_pol[:, :, 1]) * targets.w_max.view(targets.w_max.shape[0], 1, -1)
 
 
 def _mostly_equal(a, b, step):
@@ -134,11 +137,11 @@ def _mostly_equal(a, b, step):
     assert float(diff.max().detach()) < 2 * step
 
 
-@pytest.mark.parametrize("differential", [True, False])
+@pytest.mark.parametrize("differential,per_channel", [(True, False), (False, False), (True, True)])
 @pytest.mark.parametrize("signed", [False, True])
-def test_fused_adc_path_matches_the_op_by_op_definition(differential, signed):
-    """Read noise on (same samples), a short last tile, chips with their own scale, both gradients."""
-    cfg = CIMConfig(tile=TileShape(16, 8), adc_bits=5, differential=differential)
+def test_fused_adc_path_matches_the_op_by_op_definition(differential, signed, per_channel):
+    """Read noise on (same samples), a short last tile, chips with their own scales, both gradients."""
+    cfg = CIMConfig(tile=TileShape(16, 8), adc_bits=5, differential=differential, per_channel_scales=per_channel)
     chips, n, rows, out = 3, 40, 37, 6
     pt = program_tensor(torch.randn(chips, out, rows), cfg, range(chips), seed=4, batched=True)
     x = (torch.randn(chips, n, rows) if signed else torch.rand(chips, n, rows)).requires_grad_(True)
@@ -199,16 +202,37 @@ def test_adc_with_enough_bits_equals_digital():
     assert (coarse(x) - ref).abs().max() > 1e-2  # and a coarse ADC really does quantize
 
 
-def test_quantized_noiseless_chip_equals_fake_quant_digital():
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("crossbar_path", [False, True])
+def test_quantized_noiseless_chip_equals_fake_quant_digital(per_channel, crossbar_path):
+    """A chip without variation, noise or faults computes the 4-bit weights written out by hand
+    (one scale per tensor, or one per output row), on the fast and the tiled path."""
     torch.manual_seed(0)
     lin = nn.Linear(40, 7)
-    cfg = _quiet(CIMConfig(dac_bits=None))
+    cfg = _quiet(CIMConfig(dac_bits=None, tile=TileShape(16, 16), per_channel_scales=per_channel))
     cim = convert(nn.Sequential(lin), cfg)
+    cim[0].use_crossbar_path = crossbar_path
     x = torch.randn(9, 40)
     calibrate_input_ranges(cim, x)
     program_model(cim, [0], seed=0)
-    expected = F.linear(x, quantize_weight(lin.weight, cfg), lin.bias)
-    torch.testing.assert_close(cim(x), expected, atol=1e-5, rtol=1e-5)
+    w = lin.weight.detach()
+    w_max = w.abs().amax(dim=1, keepdim=True) if per_channel else w.abs().max()
+    by_hand = torch.round(w.abs() / w_max * 15) / 15 * w_max * torch.sign(w)
+    torch.testing.assert_close(quantize_weight(w, cfg), by_hand, atol=1e-6, rtol=0)
+    torch.testing.assert_close(cim(x), F.linear(x, by_hand, lin.bias), atol=1e-5, rtol=1e-5)
+
+
+def test_per_channel_scales_keep_small_rows_through_an_outlier_row():
+    """One row 50x larger: per tensor it rounds most other weights to 0; per channel it does not."""
+    torch.manual_seed(0)
+    w = torch.randn(16, 64)
+    w[3] *= 50
+    errors = {}
+    for per_channel in (False, True):
+        q = quantize_weight(w, CIMConfig(per_channel_scales=per_channel))
+        rest = torch.arange(16) != 3
+        errors[per_channel] = float((q[rest] - w[rest]).norm() / w[rest].norm())
+    assert errors[False] > 0.9 and errors[True] < 0.15
 
 
 def test_convert_roundtrip_and_modes():
