@@ -118,17 +118,30 @@ class CIMLayer(nn.Module):
         return pair[1]
 
     def chip_weights(self) -> torch.Tensor:
-        """Per-chip effective weights for one inference ``(C, *shape)``, fresh read noise included.
+        """Per-chip effective weights for one inference ``(C, *shape)``, fresh read noise included
+        (none when read noise is output-referred: :meth:`output_read_noise` adds it).
 
         With a read-back installed (TSB calibration) the chip is modelled as the read-back
         weights plus fresh read noise: the flow only knows the chip through that read.
         """
         if self.programmed is None:
             raise CIMStateError("layer is in chips mode but has not been programmed")
+        if self.cim_config.output_referred_read_noise:
+            return self.programmed.effective() if self.readback is None else self.readback
         if self.readback is not None:
             noise = torch.randn_like(self.readback) * self.programmed.read_noise_std()
             return self.readback + noise if self.cim_config.read_sigma_rel > 0 else self.readback
         return self.programmed.read()
+
+    def output_read_noise(self, y: torch.Tensor, input_square_sums: torch.Tensor) -> torch.Tensor:
+        """``y`` ``(C, N, out)`` plus output-referred read noise: per output, std ``sigma_w *
+        sqrt(sum_i x_i^2)`` where ``input_square_sums`` ``(C, N, 1)`` holds ``sum_i x_i^2`` of
+        each input vector and ``sigma_w`` is one read's per-weight std (constant along a row)."""
+        if not self.cim_config.output_referred_read_noise or self.cim_config.read_sigma_rel == 0:
+            return y
+        sigma = self.programmed.read_noise_std().reshape(-1, self.programmed.targets.w_max.shape[1])
+        std = input_square_sums.sqrt() * sigma.unsqueeze(1).to(y.dtype)  # (C, N, out or 1)
+        return y + torch.randn_like(y) * std
 
     def use_fast_path(self) -> bool:
         """True when tiles/ADC are linear, so one matmul with effective weights is exact."""
@@ -177,6 +190,7 @@ class CIMLinear(nn.Linear, CIMLayer):
         xc = x.reshape(chips, -1, self.in_features)
         if self.use_fast_path():
             y = torch.bmm(xc, self.chip_weights().transpose(1, 2))
+            y = self.output_read_noise(y, xc.square().sum(-1, keepdim=True))
         else:
             y = self._crossbar(xc)
         if self.bias is not None:
@@ -206,7 +220,8 @@ class CIMConv2d(nn.Conv2d, CIMLayer):
             wk = self.chip_weights().reshape(chips * self.out_channels, cin, *self.kernel_size)
             bias = None if self.bias is None else self.bias.repeat(chips)
             y = self._conv(xg, wk, bias, groups=chips)
-            return y.reshape(b, chips, self.out_channels, *y.shape[2:]).transpose(0, 1).reshape(n, self.out_channels, *y.shape[2:])
+            y = y.reshape(b, chips, self.out_channels, *y.shape[2:]).transpose(0, 1).reshape(n, self.out_channels, *y.shape[2:])
+            return self._conv_output_read_noise(x, y, chips)
         geometry = ConvGeometry(
             tuple(self.kernel_size), tuple(self.dilation), tuple(self.padding), tuple(self.stride)
         )
@@ -217,6 +232,18 @@ class CIMConv2d(nn.Conv2d, CIMLayer):
         if self.bias is not None:
             y = y + self.bias.view(1, -1, 1, 1)
         return y
+
+    def _conv_output_read_noise(self, x: torch.Tensor, y: torch.Tensor, chips: int) -> torch.Tensor:
+        """Output-referred read noise on ``y`` ``(C*b, out, oh, ow)``: every output pixel is one
+        read of the columns by its receptive field ``x``."""
+        if not self.cim_config.output_referred_read_noise or self.cim_config.read_sigma_rel == 0:
+            return y
+        ones = x.new_ones(1, self.in_channels, *self.kernel_size)
+        sums = self._conv(x.square(), ones, None)  # (C*b, 1, oh, ow): sum of x^2 per receptive field
+        n, out, oh, ow = y.shape
+        flat = y.permute(0, 2, 3, 1).reshape(chips, -1, out)
+        noisy = self.output_read_noise(flat, sums.permute(0, 2, 3, 1).reshape(chips, -1, 1))
+        return noisy.reshape(n, oh, ow, out).permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run in the current mode; in ``chips`` mode ``x`` is chip-major ``(C*B, Cin, H, W)``."""

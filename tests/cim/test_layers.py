@@ -54,6 +54,22 @@ def test_noise_injection_draws_formula_std_each_forward():
     assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
 
 
+def test_per_channel_noise_injection_follows_each_rows_scale():
+    """With one scale per output row, a row's weight noise is the formula at that row's max."""
+    torch.manual_seed(0)
+    cfg = CIMConfig(differential=False, read_noise=False, dac_bits=None, per_channel_scales=True)
+    layer = CIMLinear(2048, 4, config=cfg)
+    with torch.no_grad():
+        layer.weight.mul_(torch.tensor([1.0, 4.0, 0.25, 10.0]).view(4, 1))
+    layer.mode = Mode.NOISE
+    from cim_backend.mapping import quantize_weight
+
+    dev = layer.noisy_weight().detach() - quantize_weight(layer.weight, cfg)
+    for row in range(4):
+        expected = weight_sigma_formula(cfg.sigma_rel, float(layer.weight[row].detach().abs().max()), 4, 2)
+        assert float(dev[row].std()) == pytest.approx(expected, rel=0.08)
+
+
 def test_read_noise_is_fresh_per_inference():
     torch.manual_seed(0)
     cfg = CIMConfig(dac_bits=None)
