@@ -9,7 +9,7 @@ mini-batch and returns one accuracy per chip.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -21,13 +21,14 @@ from .layers import CIMConv2d, CIMLayer, CIMLinear, Mode
 from .programming import program_tensor
 
 
-def _replace_children(module: nn.Module, fn) -> None:
+def _replace_children(module: nn.Module, fn, include: Callable[[str], bool] | None = None, prefix: str = "") -> None:
     for name, child in module.named_children():
-        new = fn(child)
+        qualified = f"{prefix}{name}"
+        new = fn(child) if include is None or include(qualified) else child
         if new is not child:
             setattr(module, name, new)
         else:
-            _replace_children(child, fn)
+            _replace_children(child, fn, include, f"{qualified}.")
 
 
 def _to_cim(child: nn.Module, config: CIMConfig) -> nn.Module:
@@ -48,10 +49,13 @@ def _to_cim(child: nn.Module, config: CIMConfig) -> nn.Module:
     return new
 
 
-def convert(model: nn.Module, config: CIMConfig, inplace: bool = False) -> nn.Module:
-    """Return ``model`` with every Linear/Conv2d replaced by a CIM layer using ``config``."""
+def convert(model: nn.Module, config: CIMConfig, inplace: bool = False,
+            include: Callable[[str], bool] | None = None) -> nn.Module:
+    """Return ``model`` with every Linear/Conv2d replaced by a CIM layer using ``config``;
+    with ``include``, only those whose qualified name (``model.layers.0.self_attn.q_proj``)
+    it accepts (e.g. a transformer's attention and MLP projections, not its LM head)."""
     model = model if inplace else copy.deepcopy(model)
-    _replace_children(model, lambda c: _to_cim(c, config))
+    _replace_children(model, lambda c: _to_cim(c, config), include)
     return model
 
 
