@@ -18,7 +18,8 @@ from assistant.knowledge.base import KnowledgeBase
 from assistant.knowledge.rag_prompt import Source, build_rag_messages
 from assistant.models.catalog import DEFAULT_ALIAS
 from assistant.models.chat_format import ChatMessage
-from assistant.models.engine import Engine, Prompt
+from assistant.models.engine import Engine
+from assistant.models.engine_api import Prompt
 from assistant.models.generation import GenerationEvent, GenerationStats, SamplingParams, TextPiece
 from assistant.models.pool import ModelPool
 from assistant.profiles import DeviceProfile, resolve_profile

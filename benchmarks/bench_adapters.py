@@ -35,7 +35,7 @@ from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS, artifact_dir
 from assistant.knowledge.indexer import Indexer  # noqa: E402
 from assistant.learn.data import read_chunks, split_by_document  # noqa: E402
 from assistant.learn.export import AdapterMetadata, write_adapter  # noqa: E402
-from assistant.learn.hf_model import load_hf_model  # noqa: E402
+from assistant.models.hf_model import load_hf_model  # noqa: E402
 from assistant.learn.train import TrainConfig, add_lora, train_lora  # noqa: E402
 from assistant.models.catalog import resolve_model, sha256_file  # noqa: E402
 from assistant.models.chat_format import ChatMessage  # noqa: E402

@@ -84,7 +84,7 @@ def learn(settings: Settings, profile: DeviceProfile, model_name: str = "default
     check_can_train(profile, model, config)
     dataset = split_by_document(read_chunks(settings), data_fraction=data_fraction)
 
-    from assistant.learn.hf_model import load_hf_model
+    from assistant.models.hf_model import load_hf_model
     from assistant.learn.train import add_lora, train_lora
 
     started = time.perf_counter()

@@ -1,7 +1,6 @@
 """The llama.cpp engine: one loaded GGUF model and one typed streaming generation API."""
 from __future__ import annotations
 
-import codecs
 import random
 import threading
 import time
@@ -13,11 +12,12 @@ from typing import Iterator, Optional
 from assistant.errors import ContextLengthExceededError, InvalidRequestError, ModelFileError
 from assistant.models.build_info import amx_guard_needed, cpu_flags, llama_build_features
 from assistant.models.catalog import ResolvedModel
-from assistant.models.chat_format import ChatFormat, ChatMessage, chat_format_for
-from assistant.models.generation import GenerationEvent, GenerationStats, SamplingParams, TextPiece
+from assistant.models.chat_format import ChatFormat, chat_format_for
+from assistant.models.engine_api import GenerationEngine, Prompt
+from assistant.models.event_stream import stream_events
+from assistant.models.generation import GenerationEvent, SamplingParams
 from assistant.models.grammar import compile_grammar
 from assistant.models.prefix_cache import PrefixCache
-from assistant.models.stop_matcher import StopMatcher
 
 
 # The KV cache's element type: f16 is llama.cpp's default; q8_0 halves the cache (the
@@ -56,16 +56,6 @@ def _bias_processor(logit_bias: tuple[tuple[int, float], ...], n_vocab: int):
     return LogitsProcessorList([apply])
 
 
-@dataclass(frozen=True)
-class Prompt:
-    """A tokenized prompt that fits the context, with its final sampling parameters, and
-    whether the loaded LoRA adapter is on for it."""
-
-    tokens: list[int]
-    params: SamplingParams
-    use_adapter: bool = False
-
-
 @dataclass
 class LoadedAdapter:
     """A LoRA adapter held by llama.cpp next to the model, switched on per request."""
@@ -76,7 +66,7 @@ class LoadedAdapter:
     handle: object = field(repr=False, default=None)
 
 
-class Engine:
+class Engine(GenerationEngine):
     """Keeps one model loaded; generates for one request at a time (callers serialise)."""
 
     def __init__(self, model: ResolvedModel, n_ctx: int, n_threads: int, n_batch: int = 512,
@@ -216,15 +206,6 @@ class Engine:
             tokens = tokens[1:]  # the template wrote BOS itself
         return tokens
 
-    def render_chat(self, messages: list[ChatMessage]) -> str:
-        """The prompt for a conversation, in the model's chat format."""
-        return self.chat_format.render(messages)
-
-    def chat_prompt(self, messages: list[ChatMessage], params: SamplingParams, use_adapter: bool = False) -> Prompt:
-        """Render and tokenize a conversation; the chat format's stops join the caller's."""
-        stops = tuple(params.stop) + tuple(self.chat_format.stop)
-        return self.text_prompt(self.render_chat(messages), replace(params, stop=stops), use_adapter)
-
     def text_prompt(self, text: str, params: SamplingParams, use_adapter: bool = False) -> Prompt:
         """Tokenize ``text``; ContextLengthExceededError if it leaves no room to answer.
         ``max_tokens`` is clamped to the room left in the context."""
@@ -237,11 +218,6 @@ class Engine:
         room = self.n_ctx - len(tokens)
         max_tokens = room if params.max_tokens is None else min(params.max_tokens, room)
         return Prompt(tokens=tokens, params=replace(params, max_tokens=max_tokens), use_adapter=use_adapter)
-
-    def chat(self, messages: list[ChatMessage], params: SamplingParams,
-             cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:
-        """Stream a reply to ``messages`` (see ``generate``)."""
-        return self.generate(self.chat_prompt(messages, params), cancel)
 
     def generate(self, prompt: Prompt, cancel: Optional[threading.Event] = None) -> Iterator[GenerationEvent]:
         """Stream a continuation: TextPiece records, then one GenerationStats. One
@@ -259,47 +235,15 @@ class Engine:
         # the same batches as from an empty cache and gives the same text (prefix_cache.py).
         cached = self.prefixes.prepare(tokens)
         self._llm.set_seed(params.seed if params.seed is not None else random.randint(0, 2**31 - 1))
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        matcher = StopMatcher(list(params.stop))
-        start = time.perf_counter()
-        first_at: Optional[float] = None
-        produced, finish = 0, "length"
         # Parsed once per request (llama.cpp builds its grammar sampler from it per generate).
         grammar = compile_grammar(params.grammar, self._llm.model) if params.grammar else None
-        token_stream = self._token_stream(tokens, params, grammar)
-        try:
-            for token in token_stream:
-                if first_at is None:
-                    first_at = time.perf_counter()
-                    self.prefixes.evaluated(len(tokens))
-                if self._is_end(token):
-                    finish = "stop"
-                    break
-                produced += 1
-                text, stopped = matcher.feed(decoder.decode(self._llm.detokenize([token])))
-                if text:
-                    yield TextPiece(text)
-                if stopped:
-                    finish = "stop"
-                    break
-                if cancel is not None and cancel.is_set():
-                    finish = "cancelled"
-                    break
-                if produced >= max_tokens:
-                    break
-        finally:
-            token_stream.close()
-        if finish != "stop":
-            tail = matcher.flush() + decoder.decode(b"", final=True)
-            if tail:
-                yield TextPiece(tail)
-        end = time.perf_counter()
-        first_at = first_at or end
-        decode_s = end - first_at
-        yield GenerationStats(
-            finish_reason=finish, prompt_tokens=len(tokens), completion_tokens=produced, prompt_cached_tokens=cached,
-            time_to_first_token_s=first_at - start, total_s=end - start,
-            decode_tokens_per_s=(produced - 1) / decode_s if produced > 1 and decode_s > 0 else 0.0)
+
+        def first_token() -> int:
+            self.prefixes.evaluated(len(tokens))
+            return cached
+
+        yield from stream_events(self._token_stream(tokens, params, grammar), lambda t: self._llm.detokenize([t]),
+                                 self._is_end, params.stop, max_tokens, len(tokens), cancel, first_token)
 
     def _token_stream(self, tokens: list[int], params: SamplingParams, grammar) -> Iterator[int]:
         """llama.cpp's token generator for ``tokens`` with these sampling parameters."""

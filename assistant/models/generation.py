@@ -46,3 +46,4 @@ class GenerationStats:
 
 
 GenerationEvent = Union[TextPiece, GenerationStats]
+

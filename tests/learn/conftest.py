@@ -33,7 +33,7 @@ def learn_home(tmp_path_factory):
 @pytest.fixture(scope="package")
 def hf_smollm(learn_home):
     """The default GGUF dequantized into torch (loaded once: it takes a while)."""
-    from assistant.learn.hf_model import load_hf_model
+    from assistant.models.hf_model import load_hf_model
     from assistant.models.catalog import resolve_model
 
     return load_hf_model(resolve_model("default", learn_home).path, threads=2)

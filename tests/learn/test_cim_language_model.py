@@ -62,3 +62,70 @@ def test_per_channel_scales_keep_4_bit_weights_close_and_variation_moves_the_log
     assert per_tensor > 4 * per_channel
     noisy = _on_chip(model, CIMConfig(per_channel_scales=True, output_referred_read_noise=True), ids)
     assert _kl(_last_logits(noisy, ids), _last_logits(per_channel_chip, ids)) > 0.1
+
+
+@pytest.fixture(scope="module")
+def cim_engines(hf_smollm, learn_home):
+    """The CIM engine on an ideal chip and on a chip with variation but no read noise."""
+    import copy
+
+    from assistant.models.catalog import resolve_model
+    from assistant.models.cim_engine import CIMEngine
+
+    model, tokenizer = hf_smollm
+    resolved = resolve_model("default", learn_home)
+    quiet = CIMConfig(per_channel_scales=True, read_noise=False).with_sigma(0.02)
+    return {name: CIMEngine(resolved, config, n_ctx=512, n_threads=2, loaded=(copy.deepcopy(model), tokenizer))
+            for name, config in (("ideal", ideal_config()), ("quiet", quiet))}
+
+
+def _run(engine, messages, params, cancel=None):
+    from assistant.models.generation import GenerationStats, TextPiece
+
+    events = list(engine.chat(messages, params, cancel))
+    assert isinstance(events[-1], GenerationStats) and all(isinstance(e, TextPiece) for e in events[:-1])
+    return "".join(e.text for e in events[:-1]), events[-1]
+
+
+def test_cim_engine_on_an_ideal_chip_streams_the_digital_greedy_answer(cim_engines, hf_smollm):
+    from assistant.models.chat_format import ChatMessage
+    from assistant.models.generation import SamplingParams
+
+    model, tokenizer = hf_smollm
+    engine = cim_engines["ideal"]
+    messages = [ChatMessage("user", "What is the capital of France?")]
+    params = SamplingParams(max_tokens=16, temperature=0.0, repeat_penalty=1.0)
+    text, stats = _run(engine, messages, params)
+    prompt = engine.chat_prompt(messages, params)
+    with torch.no_grad():
+        digital = model.generate(torch.tensor([prompt.tokens]), max_new_tokens=16, do_sample=False)
+    expected = tokenizer.decode(digital[0, len(prompt.tokens):], skip_special_tokens=True)
+    assert text == expected
+    assert "Paris" in text
+    assert stats.prompt_tokens == len(prompt.tokens) and 0 < stats.completion_tokens <= 16
+    assert engine.describe()["backend"] == "cim" and engine.describe()["chip"]["weights"] > 100_000_000
+
+
+def test_cim_engine_sampling_is_seeded_and_stops_as_asked(cim_engines):
+    import threading
+
+    from assistant.errors import ContextLengthExceededError, InvalidRequestError
+    from assistant.models.chat_format import ChatMessage
+    from assistant.models.generation import SamplingParams
+
+    engine = cim_engines["quiet"]
+    messages = [ChatMessage("user", "Tell me a short story about a bike.")]
+    sampled = SamplingParams(max_tokens=12, temperature=0.9, seed=7)
+    first, second = _run(engine, messages, sampled)[0], _run(engine, messages, sampled)[0]
+    assert first == second  # same chip, same seed, no read noise: the same text
+    assert _run(engine, messages, SamplingParams(max_tokens=12, temperature=0.9, seed=8))[0] != first
+    _, stats = _run(engine, messages, SamplingParams(max_tokens=3, temperature=0.0))
+    assert stats.finish_reason == "length" and stats.completion_tokens == 3
+    cancel = threading.Event()
+    cancel.set()
+    _, stats = _run(engine, messages, SamplingParams(max_tokens=12, temperature=0.0), cancel)
+    assert stats.finish_reason == "cancelled" and stats.completion_tokens == 1
+    with pytest.raises(InvalidRequestError):
+        engine.chat_prompt(messages, SamplingParams(), use_adapter=True)
+    with pytest.raises(ContextLengthExceededError):
+        engine.text_prompt("word " * 600, SamplingParams())

@@ -1,5 +1,5 @@
-"""The served GGUF, loaded into torch by transformers (dequantized), for training and for
-the parity check. Imports torch: only the learning code paths use this module."""
+"""The served GGUF, loaded into torch by transformers (dequantized), for training, the
+parity check and the CIM engine. Imports torch: only those code paths use this module."""
 from __future__ import annotations
 
 import os
