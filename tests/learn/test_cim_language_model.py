@@ -129,3 +129,16 @@ def test_cim_engine_sampling_is_seeded_and_stops_as_asked(cim_engines):
         engine.chat_prompt(messages, SamplingParams(), use_adapter=True)
     with pytest.raises(ContextLengthExceededError):
         engine.text_prompt("word " * 600, SamplingParams())
+
+
+def test_cim_engine_benchmark_quick(hf_smollm):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "cim" / "bench_cim_engine.py"
+    spec = importlib.util.spec_from_file_location("bench_cim_engine", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.run(module._parse(["--quick"]), loaded=hf_smollm)
+    assert set(result["results"]) == {"digital", "cim", "llama.cpp"}
+    assert all(r["decode_tokens_per_s"] > 0 and len(r["samples"]) == 1 for r in result["results"].values())
