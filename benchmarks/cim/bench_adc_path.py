@@ -19,7 +19,6 @@ Usage: ``python benchmarks/cim/bench_adc_path.py [--quick] [--chips 50] [--repea
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from benchmarks.report.common import machine  # noqa: E402
+from benchmarks.report.common import machine, write_json  # noqa: E402
 from cim_backend.config import get_preset  # noqa: E402
 from cim_backend.data import load_digits_split  # noqa: E402
 from cim_backend.models import lenet_digits  # noqa: E402
@@ -114,10 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fast path ({FAST}):          {res['fast_path']['median_seconds']:.3f} s")
     print(f"ADC path ({ADC}, {res['adc_bits']}-bit): {res['adc_path']['median_seconds']:.3f} s")
     print(f"ratio ADC / fast:              {res['ratio']:.2f}x")
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=2) + "\n")
-        print(f"wrote {args.out}")
+    write_json(args.out, res)
     return 0
 
 

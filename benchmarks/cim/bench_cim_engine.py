@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import statistics
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from benchmarks.report.common import machine  # noqa: E402
+from benchmarks.report.common import machine, write_json  # noqa: E402
 
 PROMPT = "Write three sentences about trains."
 
@@ -105,10 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in res["results"].items():
         print(f"{name:10s} {r['decode_tokens_per_s']:8.1f} tokens/s ({r['ratio_to_llama_cpp']:.3f}x llama.cpp), "
               f"programmed in {r['program_s']:.1f} s")
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=2) + "\n")
-        print(f"wrote {args.out}")
+    write_json(args.out, res)
     return 0
 
 

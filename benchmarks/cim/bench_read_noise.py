@@ -20,7 +20,6 @@ Usage: ``python benchmarks/cim/bench_read_noise.py [--quick] [--tokens 64] [--re
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -32,7 +31,7 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from benchmarks.report.common import machine  # noqa: E402
+from benchmarks.report.common import machine, write_json  # noqa: E402
 from cim_backend.config import get_preset  # noqa: E402
 from cim_backend.network import calibrate_input_ranges, convert, program_model  # noqa: E402
 
@@ -124,10 +123,7 @@ def main(argv: list[str] | None = None) -> int:
               f"x30 layers = {r['model_s_per_token']:.3f} s per token")
     for path, ratio in res["speedup_output_over_device"].items():
         print(f"{path} path: output-referred is {ratio:.1f}x faster than device-referred")
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=2) + "\n")
-        print(f"wrote {args.out}")
+    write_json(args.out, res)
     return 0
 
 

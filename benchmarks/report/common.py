@@ -18,6 +18,15 @@ def load(path: Path) -> dict:
         return {}
 
 
+def write_json(path: Path | None, data: dict) -> None:
+    """A benchmark's ``--out``: write ``data`` there as JSON (folders made) and say so; None: nothing."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
 def bootstrap_ci(values: Sequence[float], stat: Callable[[Sequence[float]], float] = statistics.median,
                  samples: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of ``stat`` over ``values`` (resampled with replacement)."""
