@@ -55,30 +55,52 @@ class _TextDelta:
 class CIMEngine(GenerationEngine):
     """One model on one programmed chip; generates for one request at a time."""
 
-    def __init__(self, model: ResolvedModel, config, n_ctx: int, n_threads: int, seed: int = 0,
-                 range_text: str = DEFAULT_RANGE_TEXT, loaded=None):
+    def __init__(self, model: ResolvedModel, config, n_ctx: Optional[int], n_threads: int, seed: int = 0,
+                 range_text: str = DEFAULT_RANGE_TEXT, loaded=None,
+                 input_ranges: Optional[dict[str, tuple[float, bool]]] = None):
         """Load ``model`` into torch (or take ``loaded`` = ``(torch_model, tokenizer)``, which is
         converted in place), map its projections with ``config`` (a ``cim_backend`` CIMConfig),
-        set the DAC ranges on ``range_text`` and program chip ``seed``."""
-        import torch
-
-        from cim_backend.network import calibrate_input_ranges, convert, program_model
+        set the DAC ranges on ``range_text`` (or take a stored chip's ``input_ranges``) and
+        program chip ``seed``."""
+        from cim_backend.network import convert, program_model
 
         from assistant.models.hf_model import load_hf_model
 
         self.model, self.config, self.seed, self.n_threads = model, config, seed, n_threads
         net, self.tokenizer = loaded if loaded is not None else load_hf_model(model.path, n_threads)
         self.net = convert(net, config, inplace=True, include=is_projection)
-        limit = getattr(self.net.config, "max_position_embeddings", n_ctx) or n_ctx
-        self.n_ctx = min(n_ctx, limit)
-        with torch.no_grad():
-            calibrate_input_ranges(self.net, self.tokenizer(range_text, return_tensors="pt").input_ids)
+        limit = getattr(self.net.config, "max_position_embeddings", None) or 2048
+        self.n_ctx = min(n_ctx or limit, limit)  # None: the model's own context
+        self._set_input_ranges(range_text, input_ranges)
         self.program = program_model(self.net, [seed], seed=seed)
         self.chat_format: ChatFormat = chat_format_for(
             model.info.chat_template, self.tokenizer.bos_token or "", self.tokenizer.eos_token or "")
         ends = self.net.generation_config.eos_token_id
         self._ends = frozenset([ends] if isinstance(ends, int) else ends or []) | {self.tokenizer.eos_token_id}
         self._lock = threading.Lock()
+
+    def _set_input_ranges(self, range_text: str, stored: Optional[dict[str, tuple[float, bool]]]) -> None:
+        import torch
+
+        from cim_backend.network import calibrate_input_ranges, cim_layers
+
+        if stored is None:
+            with torch.no_grad():
+                calibrate_input_ranges(self.net, self.tokenizer(range_text, return_tensors="pt").input_ids)
+            return
+        layers = dict(cim_layers(self.net))
+        if set(layers) != set(stored):
+            raise InvalidRequestError("the stored chip does not match this model's layers: program it again",
+                                      param="chip")
+        for name, (value, signed) in stored.items():
+            layers[name].input_range.fill_(value)
+            layers[name].input_signed.fill_(signed)
+
+    def input_ranges(self) -> dict[str, tuple[float, bool]]:
+        """Every chip layer's DAC range and whether its input is signed (part of the chip)."""
+        from cim_backend.network import cim_layers
+
+        return {name: (float(layer.input_range), bool(layer.input_signed)) for name, layer in cim_layers(self.net)}
 
     def tokenize(self, text: str) -> list[int]:
         """Tokens of ``text`` as the model sees a prompt (special tokens parsed)."""

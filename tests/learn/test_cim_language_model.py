@@ -142,3 +142,43 @@ def test_cim_engine_benchmark_quick(hf_smollm):
     result = module.run(module._parse(["--quick"]), loaded=hf_smollm)
     assert set(result["results"]) == {"digital", "cim", "llama.cpp"}
     assert all(r["decode_tokens_per_s"] > 0 and len(r["samples"]) == 1 for r in result["results"].values())
+
+
+def test_cim_program_stores_a_chip_that_reloads_bit_identically(hf_smollm, tmp_path, capsys):
+    import copy
+    import json
+
+    from assistant.commands import cim
+    from assistant.errors import InvalidRequestError
+    from assistant.models.cim_chip import ChipRecord, load_chip_engine
+    from assistant.settings import Settings
+
+    home = ["--home", str(tmp_path)]
+    assert cim.main(["status", *home]) == 1
+    assert "run 'assistant cim program' first" in capsys.readouterr().err
+    assert cim.main(["program", "--adc-bits", "ideal", "--sigma", "0.03", "--seed", "5", "--n-threads", "2", *home]) == 0
+    shown = capsys.readouterr().out
+    assert "seed 5" in shown and "write-verified" in shown and "uJ" in shown
+    settings = Settings(home=tmp_path)
+    record = ChipRecord.load(settings.layout, "smollm2-135m-instruct")
+    assert record is not None and record.spec.seed == 5 and record.weights > 100_000_000 and record.pulses > 0
+    assert len(record.input_ranges) == 210 and all(r > 0 for r, _ in record.input_ranges.values())
+    assert cim.main(["status", "--json", *home]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"]["sigma_rel"] == 0.03
+
+    model, tokenizer = hf_smollm
+    engines = [load_chip_engine(settings, "default", 2, loaded=(copy.deepcopy(model), tokenizer))[0] for _ in range(2)]
+    tokens = engines[0].tokenize("The passport is in the grey folder")
+    logits = []
+    for engine in engines:
+        torch.manual_seed(0)  # the read noise of this one forward
+        logits.append(torch.tensor(engine.logits(tokens)))
+    assert torch.equal(logits[0], logits[1])
+    torch.manual_seed(0)
+    assert not torch.equal(torch.tensor(engines[0].logits(tokens)), _last_logits(model, torch.tensor([tokens])))
+
+    path = ChipRecord.path_for(settings.layout, "smollm2-135m-instruct")
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "spec": {**data["spec"], "model_sha256": "0" * 64}}))
+    with pytest.raises(InvalidRequestError, match="changed since its chip was programmed"):
+        load_chip_engine(settings, "default", 2, loaded=(copy.deepcopy(model), tokenizer))
