@@ -96,7 +96,7 @@ def render(results: Path, plots: Path) -> str:
     engine = data.get("cim_engine") or {}
     tokens = engine.get("tokens_per_second")
     tokens_line = (f"CIM engine tokens/s: {tokens:.3g}" if isinstance(tokens, (int, float)) and not math.isnan(tokens)
-                   else f"CIM engine tokens/s: n/a: {engine.get('reason') or 'no CIM engine yet (#12)'}")
+                   else f"CIM engine tokens/s: n/a: {engine.get('reason') or 'not measured in this run'}")
     work = data.get("workload") or {}
     return "\n\n".join([
         f"Same network, same noise, same test images for both tools: {work.get('network', 'LeNet digits')}, "
