@@ -67,6 +67,10 @@ class CIMEngine(GenerationEngine):
         from assistant.models.hf_model import load_hf_model
 
         self.model, self.config, self.seed, self.n_threads = model, config, seed, n_threads
+        if loaded is not None:
+            import torch
+
+            torch.set_num_threads(n_threads)  # load_hf_model sets it when it loads
         net, self.tokenizer = loaded if loaded is not None else load_hf_model(model.path, n_threads)
         self.net = convert(net, config, inplace=True, include=is_projection)
         limit = getattr(self.net.config, "max_position_embeddings", None) or 2048
