@@ -179,3 +179,52 @@ def inference_cost(model: nn.Module, sample: torch.Tensor, constants: PeripheryC
         totals["mvms"] += n
         totals["latency_ns"] += n * cost.latency_ns
     return totals
+
+
+# An estimate for a CPU doing the same matrix work, for comparison (order of magnitude, 45 nm
+# figures from Horowitz, ISSCC 2014): a 32-bit float multiply-add 4.6 pJ (3.7 + 0.9), and
+# every weight read from DRAM once per token at ~20 pJ per bit (a 64-bit DRAM access ~1.3-2.6
+# nJ), the weights at ``cpu_weight_bits`` (a 4-bit GGUF's 4.5 bits with its scales).
+CPU_MAC_PJ = 4.6
+DRAM_PJ_PER_BIT = 20.0
+
+
+@dataclass(frozen=True)
+class TokenCost:
+    """One token through every chip layer once (a language model's decode step)."""
+
+    macs: int
+    energy_pj: float
+    latency_ns: float
+    cpu_energy_pj: float
+
+
+def token_cost(model: nn.Module, tsb_sites: dict[str, tuple[int, int]] | None = None, cpu_weight_bits: float = 4.5,
+               constants: PeripheryConstants = PeripheryConstants()) -> TokenCost:
+    """Energy and latency of one token: one MVM per chip layer, in sequence (a serial upper
+    bound on latency: q, k and v could run at once), plus the Tiny Shared Block's MVMs when
+    ``tsb_sites`` maps each site to ``(output channels, block width)`` (one k x k MVM per group).
+    The CPU figure prices the same multiply-adds and one DRAM read of every weight."""
+    macs, energy, latency = 0, 0.0, 0.0
+    for _, layer in cim_layers(model):
+        cost = mvm_cost(layer, constants)
+        macs += layer.weight.numel()
+        energy += cost.energy_pj
+        latency += cost.latency_ns
+    for channels, width in (tsb_sites or {}).values():
+        groups = -(-channels // width)
+        block = _block_layer(width, next(layer for _, layer in cim_layers(model)).cim_config)
+        cost = mvm_cost(block, constants)
+        macs += groups * width * width
+        energy += groups * cost.energy_pj
+        latency += groups * cost.latency_ns  # the groups of one site go through the one block in turn
+    weights = sum(layer.weight.numel() for _, layer in cim_layers(model))
+    cpu = macs * CPU_MAC_PJ + weights * cpu_weight_bits * DRAM_PJ_PER_BIT
+    return TokenCost(macs, energy, latency, cpu)
+
+
+def _block_layer(width: int, config: CIMConfig) -> CIMLayer:
+    """A stand-in layer of the block's shape, for its MVM cost."""
+    from .layers import CIMLinear
+
+    return CIMLinear(width, width, bias=False, config=config)

@@ -140,7 +140,8 @@ class CIMLayer(nn.Module):
         if not self.cim_config.output_referred_read_noise or self.cim_config.read_sigma_rel == 0:
             return y
         sigma = self.programmed.read_noise_std().reshape(-1, self.programmed.targets.w_max.shape[1])
-        std = input_square_sums.sqrt() * sigma.unsqueeze(1).to(y.dtype)  # (C, N, out or 1)
+        # The noise's size is not something to learn through (and sqrt has no gradient at 0).
+        std = input_square_sums.detach().sqrt() * sigma.unsqueeze(1).to(y.dtype)  # (C, N, out or 1)
         return y + torch.randn_like(y) * std
 
     def use_fast_path(self) -> bool:

@@ -131,12 +131,20 @@ class TinySharedBlock(nn.Module):
 
 
 class TSBSite(nn.Module):
-    """A CIM layer followed by the shared block, with this site's own DAC range register."""
+    """A CIM layer followed by the shared block, with this site's own DAC range register.
 
-    def __init__(self, layer: CIMLayer, block: TinySharedBlock):
+    ``exact_residual``: the block adds ``A DAC(y) + b`` to the layer's output ``y`` itself
+    (the residual is a digital add, only the block's input crosses a DAC); without it the
+    residual is the DAC-quantized ``y`` too, as in the reproduction. Language models need the
+    former: their projections' outputs have outliers hundreds of times the typical value, so
+    an 8-bit DAC over that range would zero most of each output.
+    """
+
+    def __init__(self, layer: CIMLayer, block: TinySharedBlock, exact_residual: bool = False):
         super().__init__()
         self.layer = layer
         self.block = block
+        self.exact_residual = exact_residual
         self.register_buffer("input_range", torch.tensor(0.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,17 +157,19 @@ class TSBSite(nn.Module):
             with torch.no_grad():
                 self.input_range.copy_(torch.maximum(self.input_range, y.detach().abs().max()))
         yq = dac_quantize(y, cfg.dac_bits, self.input_range, signed=True)
-        return self.block(yq, channels_last=isinstance(self.layer, nn.Linear))
+        z = self.block(yq, channels_last=isinstance(self.layer, nn.Linear))
+        return y + (z - yq) if self.exact_residual else z
 
 
-def insert_tsb(model: nn.Module, width: int, config: CIMConfig) -> TinySharedBlock:
-    """Wrap every CIM layer of ``model`` (in place) in a :class:`TSBSite` sharing one block."""
+def insert_tsb(model: nn.Module, width: int, config: CIMConfig, exact_residual: bool = False) -> TinySharedBlock:
+    """Wrap every CIM layer of ``model`` (in place) in a :class:`TSBSite` sharing one block
+    (``exact_residual``: see :class:`TSBSite`)."""
     block = TinySharedBlock(width, config)
 
     def wrap(module: nn.Module) -> None:
         for name, child in module.named_children():
             if isinstance(child, CIMLayer):
-                setattr(module, name, TSBSite(child, block))
+                setattr(module, name, TSBSite(child, block, exact_residual))
             elif not isinstance(child, (TSBSite, TinySharedBlock)):
                 wrap(child)
 
