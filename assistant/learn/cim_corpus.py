@@ -10,22 +10,16 @@ on the kind of text it will serve, and the shipped evaluation part stays untouch
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from assistant.errors import InvalidRequestError
 from assistant.learn.errors import NoTrainingDataError
+from assistant.models.cim_tsb import CalibrationText
+from assistant.models.shipped_text import (  # noqa: F401 - re-exported
+    PARTS, TextDocument, part_of, shipped_documents, split_documents, token_windows)
 from assistant.settings import Settings
 
-PARTS = ("calibration", "validation", "evaluation")
-
-
-@dataclass(frozen=True)
-class TextDocument:
-    """One document: its name (what splits go by) and its text."""
-
-    name: str
-    text: str
 
 
 @dataclass(frozen=True)
@@ -36,13 +30,6 @@ class CorpusSplit:
     validation: tuple[TextDocument, ...]
     evaluation: tuple[TextDocument, ...]
     source: str  # "notes" or "shipped"
-
-
-def shipped_documents() -> list[TextDocument]:
-    """The Python documentation topics, whitespace tidied, in name order."""
-    from pydoc_data.topics import topics
-
-    return [TextDocument(f"pydoc:{name}", re.sub(r"[ \t]+", " ", text).strip()) for name, text in sorted(topics.items())]
 
 
 def note_documents(settings: Settings) -> list[TextDocument]:
@@ -59,26 +46,6 @@ def note_documents(settings: Settings) -> list[TextDocument]:
     return [TextDocument(f"note:{path}", "\n\n".join(texts)) for path, texts in sorted(by_path.items())]
 
 
-def part_of(name: str, weights: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0) -> str:
-    """Which part a document named ``name`` belongs to (a stable hash, not its position)."""
-    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-    point = int.from_bytes(digest[:8], "big") / 2**64 * sum(weights)
-    for part, weight in zip(PARTS, weights):
-        if point < weight:
-            return part
-        point -= weight
-    return PARTS[-1]
-
-
-def split_documents(documents: Sequence[TextDocument], weights: Sequence[float] = (0.6, 0.2, 0.2),
-                    seed: int = 0) -> dict[str, tuple[TextDocument, ...]]:
-    """Documents by part; a document is in exactly one part."""
-    parts: dict[str, list[TextDocument]] = {part: [] for part in PARTS}
-    for document in documents:
-        parts[part_of(document.name, weights, seed)].append(document)
-    return {part: tuple(docs) for part, docs in parts.items()}
-
-
 def corpus_for(settings: Settings, seed: int = 0) -> CorpusSplit:
     """Calibration from the notes when there are two or more (whole notes held out for
     validation), else from the shipped text; evaluation always from the
@@ -93,14 +60,23 @@ def corpus_for(settings: Settings, seed: int = 0) -> CorpusSplit:
     return CorpusSplit(shipped["calibration"], shipped["validation"], shipped["evaluation"], "shipped")
 
 
-def token_windows(tokenizer, documents: Sequence[TextDocument], length: int, limit: int) -> list[list[int]]:
-    """Up to ``limit`` windows of ``length`` tokens, cut from each document in turn (a window
-    never spans two documents; a document shorter than a window gives none)."""
-    windows: list[list[int]] = []
-    for document in documents:
-        ids = list(tokenizer(document.text, add_special_tokens=False).input_ids)
-        for start in range(0, len(ids) - length + 1, length):
-            windows.append(ids[start:start + length])
-            if len(windows) >= limit:
-                return windows
-    return windows
+def calibration_text(tokenizer, settings: Settings, window: int = 64, train_windows: int = 24, val_windows: int = 6,
+                     seed: int = 0) -> CalibrationText:
+    """Calibration and validation windows (a :class:`~assistant.models.cim_tsb.CalibrationText`):
+    from the person's notes when two or more are indexed, else from the shipped
+    text's calibration and validation parts (see :mod:`assistant.learn.cim_corpus`)."""
+    import torch
+
+    corpus = corpus_for(settings, seed)
+    train = token_windows(tokenizer, corpus.calibration, window, train_windows)
+    val = token_windows(tokenizer, corpus.validation, window, val_windows)
+    if (not train or not val) and corpus.source == "notes":  # notes too short for whole windows
+        shipped = split_documents(shipped_documents(), seed=seed)
+        corpus = CorpusSplit(shipped["calibration"], shipped["validation"], shipped["evaluation"],
+                             "shipped (the notes are too short for whole windows)")
+        train = token_windows(tokenizer, corpus.calibration, window, train_windows)
+        val = token_windows(tokenizer, corpus.validation, window, val_windows)
+    if not train or not val:
+        raise InvalidRequestError(f"not enough {corpus.source} text for {window}-token windows to calibrate on",
+                                  param="corpus")
+    return CalibrationText(torch.tensor(train), torch.tensor(val), corpus.source)

@@ -39,6 +39,7 @@ class GenerationStats:
     total_s: float
     decode_tokens_per_s: float = field(default=0.0)
     prompt_cached_tokens: int = 0  # prompt tokens taken from the KV cache, not evaluated again
+    cim: Optional[dict] = None  # the simulated chip's cost of this generation (CIM engine only)
 
     @property
     def total_tokens(self) -> int:

@@ -182,3 +182,81 @@ def test_cim_program_stores_a_chip_that_reloads_bit_identically(hf_smollm, tmp_p
     path.write_text(json.dumps({**data, "spec": {**data["spec"], "model_sha256": "0" * 64}}))
     with pytest.raises(InvalidRequestError, match="changed since its chip was programmed"):
         load_chip_engine(settings, "default", 2, loaded=(copy.deepcopy(model), tokenizer))
+
+
+def test_tsb_calibration_changes_only_the_block_and_the_calibrated_chip_reloads_identically(hf_smollm, tmp_path,
+                                                                                             capsys):
+    """Distillation on a 6-bit-ADC chip tunes the block's A and b only; the chip record then
+    carries the block, and loading it again gives the same logits; TSB on and off differ."""
+    import copy
+
+    from cim_backend.distill import DistillConfig
+
+    from assistant.commands import cim
+    from assistant.learn.cim_corpus import calibration_text
+    from assistant.models.catalog import resolve_model, sha256_file
+    from assistant.models.cim_chip import ChipRecord, ChipSpec, load_chip_engine, program_chip, save_calibration
+    from assistant.models.cim_tsb import calibrate_tsb
+    from assistant.settings import Settings
+
+    model, tokenizer = hf_smollm
+    settings = Settings(home=tmp_path)
+    resolved = resolve_model("default", settings)
+    spec = ChipSpec(model=resolved.name, model_sha256=sha256_file(resolved.path), adc_bits=6, sigma_rel=0.05, seed=3)
+    record, engine = program_chip(settings, spec, 2, loaded=(copy.deepcopy(model), tokenizer))
+    assert record.adc_ranges and all(0 < r <= 1 for r in record.adc_ranges.values())
+    before = {k: v.clone() for k, v in engine.net.state_dict().items()}
+    text = calibration_text(tokenizer, settings, window=16, train_windows=2, val_windows=1)
+    assert text.source == "shipped"
+    result = calibrate_tsb(engine, text, DistillConfig(max_steps=2, eval_every=1, lr=0.01), width=64)
+    assert result.steps == 2
+    after = engine.net.state_dict()
+    # Every projection now sits inside its TSB site, under ".layer" (the site's own range takes
+    # the projection's old "input_range" name).
+    renamed = {k: k.replace("_proj.", "_proj.layer.", 1) if "_proj." in k else k for k in before}
+    moved = [k for k, v in before.items() if not torch.equal(after[renamed[k]], v)]
+    assert not moved, moved[:5]  # no backbone tensor moved
+    new = set(after) - set(renamed.values())
+    # What is new: the one block (A, b) and each site's DAC range for the block's input.
+    assert new and all("block." in k or k.endswith("_proj.input_range") for k in new)
+    block = engine.block
+    assert float(block.chip_weight.detach().abs().sum()) > 0 and len({id(m.block) for m in engine.net.modules()
+                                                              if hasattr(m, "exact_residual")}) == 1
+    record = save_calibration(settings, record, engine, result.best_val_kl, text.source)
+
+    reloaded, stored = load_chip_engine(settings, "default", 2, loaded=(copy.deepcopy(model), tokenizer))
+    assert stored.tsb is not None and reloaded.describe()["tsb"] is True
+    tokens = engine.tokenize("The passport is in the grey folder")
+    logits = []
+    for e in (engine, reloaded):
+        torch.manual_seed(0)
+        logits.append(torch.tensor(e.logits(tokens)))
+    assert torch.equal(logits[0], logits[1])
+    with reloaded.variant("cim"):
+        torch.manual_seed(0)
+        assert not torch.equal(torch.tensor(reloaded.logits(tokens)), logits[0])
+    assert cim.main(["status", "--home", str(tmp_path)]) == 0
+    assert "TSB 64x64" in capsys.readouterr().out
+
+
+def test_cim_eval_measures_digital_chip_and_tsb_on_held_out_text(hf_smollm, tmp_path):
+    """A tiny ``cim eval`` (one chip, two steps, short windows): every key of the report, the
+    PNG, and the chip worse than digital on held-out text."""
+    import json
+
+    from assistant.learn.cim_eval import EvalPlan, plot, run_eval, summarize
+    from assistant.settings import Settings
+
+    plan = EvalPlan(sigmas=(0.1,), chips=1, max_steps=2, budget_s=60, eval_windows=1, window=16, train_windows=2,
+                    val_windows=1, adc_bits=None)
+    report = run_eval(Settings(home=tmp_path), "default", plan, 2, loaded=hf_smollm)
+    summary = summarize(report)
+    keys = {"ppl_digital", "ppl_cim", "ppl_cim_tsb", "recovery", "recovery_ci95", "verified_fraction", "chips", "sigma",
+            "mrr_digital", "mrr_cim", "mrr_cim_tsb"}
+    assert keys <= set(summary) and summary["chips"] == [1] and summary["sigma"] == [0.1]
+    chip = report.chips_run[0]
+    assert chip.ce_cim > report.ce_digital + 0.1 and chip.calibration_steps == 2
+    assert 0 < summary["verified_fraction"] < 0.001  # the block's 4,096 weights of ~106M
+    json.dumps(summary)
+    plot(summary, tmp_path / "eval.png")
+    assert (tmp_path / "eval.png").stat().st_size > 1000
