@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Optional
 
 from assistant.admission import AdmissionGate
@@ -19,7 +19,7 @@ from assistant.knowledge.rag_prompt import Source, build_rag_messages
 from assistant.models.catalog import DEFAULT_ALIAS
 from assistant.models.chat_format import ChatMessage
 from assistant.models.engine import Engine
-from assistant.models.engine_api import Prompt
+from assistant.models.engine_api import GenerationEngine, Prompt
 from assistant.models.generation import GenerationEvent, GenerationStats, SamplingParams, TextPiece
 from assistant.models.pool import ModelPool
 from assistant.profiles import DeviceProfile, resolve_profile
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 ANSWER_ROOM_TOKENS = 256  # context kept free for the answer when passages are added
 SIGNAL_PASSAGES = 5  # passages looked at for the difficulty's retrieval confidence
 SEARCH_WIDTH_RESTRICTED = 20  # passages searched when only some notes are allowed
+CIM_DEFAULT_MAX_TOKENS = 32  # the simulated chip decodes about a token a second: answers stay short unless asked
 
 
 @dataclass
@@ -98,10 +99,13 @@ class Assistant:
     """Holds the device profile, the model pool, the knowledge base and the gate."""
 
     def __init__(self, settings: Settings, profile: DeviceProfile, pool: ModelPool,
-                 knowledge: Optional[KnowledgeBase] = None):
+                 knowledge: Optional[KnowledgeBase] = None, cim: Optional[GenerationEngine] = None):
         self.settings = settings
         self.profile = profile
         self.pool = pool
+        self.cim = cim  # the simulated chip's engine, on a server started with backend 'cim'
+        self.cim_error: Optional[AssistantError] = None  # why it could not load, when it could not
+
         self.knowledge = knowledge or KnowledgeBase.open(settings, n_threads=profile.effective_threads())
         self.gate = AdmissionGate(settings.queue_size or profile.queue_size, settings.max_wait)
         self.cancelled_generations = 0  # generations stopped because their client went away
@@ -115,7 +119,16 @@ class Assistant:
         profile = resolve_profile(settings.profile, settings.profiles_dir, settings.system_root)
         pool = ModelPool(settings, profile)
         pool.get()
-        return cls(settings, profile, pool)
+        assistant = cls(settings, profile, pool)
+        if settings.backend == "cim":
+            from assistant.models.cim_chip import load_served_chip
+
+            try:
+                assistant.cim = load_served_chip(settings, profile)
+            except AssistantError as exc:  # no chip, or it would not fit: 'cpu' still serves
+                log.warning("backend 'cim' unavailable: %s", exc.message)
+                assistant.cim_error = exc
+        return assistant
 
     @contextmanager
     def ask(self, request: AskRequest, cancel: Optional[threading.Event] = None) -> Iterator[Answer]:
@@ -174,10 +187,13 @@ class Assistant:
         """Route, then retrieve and build the prompt."""
         routed = self.route(request)
         plan, query, passages = routed.plan, routed.query, routed.passages
+        sampling = request.sampling
         if plan.backend == Backend.CIM:
-            raise InvalidRequestError("backend 'cim' is not available for GGUF chat models yet; use 'cpu'",
-                                      param="backend", code="backend_unavailable")
-        engine = self._switch(routed.engine, plan)
+            engine = self._on_chip(request, plan)
+            if sampling.max_tokens is None:
+                sampling = replace(sampling, max_tokens=CIM_DEFAULT_MAX_TOKENS)
+        else:
+            engine = self._switch(routed.engine, plan)
         plan.max_context = engine.n_ctx
         messages, sources = list(request.messages), []
         if plan.retrieves:
@@ -186,10 +202,39 @@ class Assistant:
                 passages = self._search(query, request, k)
             plan.k = k
             plan.passage_tokens = request.passage_tokens or plan.passage_tokens or self.profile.rag_passage_tokens
-            messages, sources = self._with_passages(engine, messages, passages[:k], request.sampling,
+            messages, sources = self._with_passages(engine, messages, passages[:k], sampling,
                                                     plan.passage_tokens)
-        prompt = engine.chat_prompt(messages, request.sampling, use_adapter=plan.strategy.uses_adapter)
+        prompt = engine.chat_prompt(messages, sampling, use_adapter=plan.strategy.uses_adapter)
         return _Prepared(plan, engine, prompt, sources)
+
+    def require_cim(self) -> GenerationEngine:
+        """The chip's engine; InvalidRequestError (400) on a server started without one, or the
+        error that kept it from loading (no programmed chip, too little memory)."""
+        if self.cim is None and self.cim_error is not None:
+            raise self.cim_error
+        if self.cim is None:
+            raise InvalidRequestError("this server runs the 'cpu' backend only: start it with 'assistant serve "
+                                      "--backend cim' (after 'assistant cim program') to use 'cim'",
+                                      param="backend", code="backend_unavailable")
+        return self.cim
+
+    def _on_chip(self, request: AskRequest, plan: Plan) -> GenerationEngine:
+        """The chip's engine for a ``cim`` request: 400 when this server has none or it holds
+        another model; the router's adapter choices become their adapter-free twins (the chip
+        runs the base model), an adapter asked for by name stays an error (the engine's)."""
+        chip = self.require_cim()
+        if plan.model != chip.model.name:
+            if request.model and request.model != DEFAULT_ALIAS and self.pool.canonical_name(request.model) != \
+                    chip.model.name:
+                raise InvalidRequestError(f"the simulated chip holds {chip.model.name}, not {request.model}",
+                                          param="model", code="backend_unavailable")
+            plan.reasons.append(f"the simulated chip holds {chip.model.name}")
+            plan.model = chip.model.name
+        if request.strategy == Strategy.AUTO and plan.strategy.uses_adapter:
+            plan.strategy = Strategy.RAG if plan.strategy.retrieves else Strategy.BASE
+            plan.adapter = None
+            plan.reasons.append("the CIM backend runs the base model, so no adapter")
+        return self.cim
 
     def _search(self, query: Query, request: AskRequest, k: int) -> list:
         """Passages for ``query``; only from ``request.allowed_paths`` when it names some."""

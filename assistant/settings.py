@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     port: int = Field(8765, ge=0, le=65535, description="Port to listen on (0 picks a free one).")
     ollama_port: Optional[int] = Field(None, ge=1, le=65535, description="Also listen on this port, e.g. 11434 where Ollama clients look by default (same app, same API).")
     model: str = Field("default", description="Catalog model name or a path to a .gguf file.")
+    backend: Literal["cpu", "cim"] = Field("cpu", description="'cim' also loads the model's stored simulated NVCIM chip (torch; run 'assistant cim program' first) so requests may ask for backend 'cim'.")
     profile: str = Field("auto", description="Device profile name from profiles/, or 'auto' to detect.")
     api_key: Optional[str] = Field(None, description="If set, requests need 'Authorization: Bearer <key>'.")
     n_ctx: Optional[int] = Field(None, ge=64, description="Context length; default: the profile's max context.")

@@ -66,6 +66,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
     """Start the request at once (its queue place is taken now, or 503), wait for its
     plan while watching the client, then stream or collect the answer."""
     assistant = state.require_assistant()
+    if body.backend == "cim":
+        assistant.require_cim()  # refused before the request takes a place in the queue
     bridge = EventBridge()
     bridge.start(assistant, ask_request(body), state.executor, state.active_requests)
     try:
@@ -107,6 +109,7 @@ async def complete(completion_id: str, answer: Answer, bridge: EventBridge, requ
         "usage": usage(stats), "plan": answer.plan.as_dict(), "sources": [s.as_dict() for s in answer.sources],
         "timings": {"time_to_first_token_s": stats.time_to_first_token_s, "total_s": stats.total_s,
                     "decode_tokens_per_s": stats.decode_tokens_per_s},
+        **({"cim": stats.cim} if stats.cim is not None else {}),
     })
 
 
@@ -149,7 +152,7 @@ async def sse_events(completion_id: str, answer: Answer, bridge: EventBridge,
         if text:
             yield writer.content(text)
         for stats in (event for event in batch if isinstance(event, GenerationStats)):
-            yield writer.chunk({}, finish=finish_reason(stats))
+            yield writer.chunk({}, finish=finish_reason(stats), **({"cim": stats.cim} if stats.cim is not None else {}))
             if include_usage:
                 yield writer.usage_chunk(stats)
     yield "data: [DONE]\n\n"

@@ -51,6 +51,7 @@ def health(request: Request) -> JSONResponse:
                          "model": served.describe() if served else {"id": assistant.pool.default_name,
                                                                     "loaded": False},
                          "loaded_models": list(assistant.pool.loaded()),
+                         "cim": assistant.cim.describe() if assistant.cim is not None else None,
                          "requests_in_progress": assistant.gate.inside,
                          "requests_waiting": assistant.gate.waiting,
                          "cancelled_generations": assistant.cancelled_generations,

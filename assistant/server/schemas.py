@@ -90,16 +90,8 @@ class ChatCompletionRequest(BaseModel):
     tool_choice: Optional[Literal["none", "auto"]] = Field(None, description="no tool is ever called")
     functions: Optional[list[Any]] = Field(None, max_length=0, description="not supported: must be empty")
     function_call: Optional[Literal["none", "auto"]] = Field(None, description="no function is ever called")
-    # Only "cpu" until the CIM engine exists; "cim" gets its own clear error (see below).
-    backend: Literal["cpu"] = "cpu"
-
-    @field_validator("backend", mode="before")
-    @classmethod
-    def _no_cim_yet(cls, value):
-        if value == "cim":
-            raise PydanticCustomError("backend_unavailable",
-                                      "backend 'cim' is not available for GGUF chat models yet; use 'cpu'")
-        return value
+    # "cim": the simulated chip, on a server started with --backend cim (else a 400 says so).
+    backend: Literal["cpu", "cim"] = "cpu"
 
     @field_validator("tools", "functions", mode="before")
     @classmethod

@@ -1,0 +1,73 @@
+"""``backend: "cim"`` over HTTP: a server started with ``--backend cim`` answers on the stored
+chip through the official ``openai`` client, streaming and not, with the plan saying ``cim`` and
+the response carrying the chip's cost; without a programmed chip, a clear 400."""
+from __future__ import annotations
+
+import copy
+
+import openai
+import pytest
+
+from tests.helpers import SAMPLE_NOTES, ServerProcess, index_notes
+
+pytestmark = pytest.mark.slow
+
+QUESTION = [{"role": "user", "content": "Where is the blue bike parked?"}]
+CIM_KEYS = {"energy_uj", "latency_ms", "cpu_energy_uj_estimate", "tokens", "chip_seed", "tsb",
+            "simulation_tokens_per_s", "adc_bits", "weight_bits"}
+
+
+def _client(server: ServerProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=300)
+
+
+def test_backend_cim_over_http(hf_smollm, tmp_path):
+    from assistant.models.catalog import resolve_model, sha256_file
+    from assistant.models.cim_chip import ChipSpec, program_chip
+    from assistant.settings import Settings
+
+    (tmp_path / "notes").mkdir()
+    index_notes(tmp_path, tmp_path / "notes", SAMPLE_NOTES)
+    server = ServerProcess(tmp_path, "--backend", "cim")
+    try:
+        health = server.wait_ready(180)
+        assert health["cim"] is None
+        with pytest.raises(openai.BadRequestError) as refused:
+            _client(server).chat.completions.create(model="default", messages=QUESTION, max_tokens=4,
+                                                    extra_body={"backend": "cim"})
+        assert "assistant cim program" in str(refused.value) and refused.value.status_code == 400
+        cpu = _client(server).chat.completions.create(model="default", messages=QUESTION, max_tokens=4)
+        assert cpu.plan["backend"] == "cpu" and getattr(cpu, "cim", None) is None
+    finally:
+        server.stop()
+
+    settings = Settings(home=tmp_path)
+    resolved = resolve_model("default", settings)
+    model, tokenizer = hf_smollm
+    spec = ChipSpec(model=resolved.name, model_sha256=sha256_file(resolved.path), adc_bits=None, seed=2)
+    program_chip(settings, spec, 2, loaded=(copy.deepcopy(model), tokenizer))
+
+    server = ServerProcess(tmp_path, "--backend", "cim")
+    try:
+        health = server.wait_ready(240)
+        assert health["cim"]["backend"] == "cim" and health["cim"]["chip"]["seed"] == 2
+        client = _client(server)
+        answer = client.chat.completions.create(model="default", messages=QUESTION, temperature=0,
+                                                extra_body={"backend": "cim", "strategy": "rag"})
+        assert answer.plan["backend"] == "cim" and answer.plan["strategy"] == "rag"
+        assert any(s["path"].endswith("bike.md") for s in answer.sources)
+        assert 0 < answer.usage.completion_tokens <= 32  # max_tokens defaults to 32 on the chip
+        cost = answer.cim
+        assert set(cost) == CIM_KEYS and cost["chip_seed"] == 2 and cost["tsb"] is False
+        assert cost["tokens"] == answer.usage.total_tokens and cost["energy_uj"] > 0 and cost["latency_ms"] > 0
+        assert cost["cpu_energy_uj_estimate"] > cost["energy_uj"]
+
+        stream = client.chat.completions.create(model="default", messages=QUESTION, max_tokens=4, stream=True,
+                                                extra_body={"backend": "cim", "strategy": "base"})
+        chunks = list(stream)
+        assert chunks[0].plan["backend"] == "cim"
+        last = chunks[-1]
+        assert last.choices[0].finish_reason in ("length", "stop") and set(last.cim) == CIM_KEYS
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finally:
+        server.stop()
