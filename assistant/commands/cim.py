@@ -167,8 +167,6 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from assistant.commands.common import read_question
     from assistant.models.chat_format import ChatMessage
     from assistant.models.generation import SamplingParams
@@ -176,7 +174,7 @@ def _compare(args: argparse.Namespace) -> int:
     from assistant.router.plan import Backend, Strategy
 
     question = read_question(_parser(), args.question)
-    settings = replace(settings_from_args(args), backend="cim")
+    settings = settings_from_args(args).model_copy(update={"backend": "cim"})
     assistant = Assistant.load(settings)
     chip = assistant.cim
     variants = ["digital", "cim"] + (["cim+tsb"] if chip.block is not None else [])
@@ -199,7 +197,7 @@ def _compare(args: argparse.Namespace) -> int:
     if chip.block is None:
         print("(no TSB on this chip: run 'assistant cim calibrate' for the third answer)", file=sys.stderr)
     for row in rows:
-        print(f"== {row['variant']} ({row['strategy']}, {row['tokens']} tokens, {row['simulation_s']} s simulated)")
+        print(f"== {row['variant']} ({row['strategy']}, {row['tokens']} tokens, {row['simulation_s']} s to run here)")
         print(row["answer"] or "(empty answer)")
         if row["energy_uj"] is not None:
             print(f"   chip: {row['energy_uj']:,.1f} uJ, {row['latency_ms']:,.2f} ms; "
