@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-Batch = tuple[torch.Tensor, torch.Tensor]  # (token ids (B, T), teacher log-probs (B, T, V))
+Batch = tuple[torch.Tensor, torch.Tensor]  # (token ids (B, T), teacher log-probs (B, T, V) or vectors)
+Loss = Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]  # (student output, teacher target) -> loss
 
 
 @dataclass(frozen=True)
@@ -54,53 +55,69 @@ def kl_to_teacher(logits: torch.Tensor, teacher_log_probs: torch.Tensor) -> torc
     return F.kl_div(student, teacher_log_probs, log_target=True, reduction="none").sum(-1).mean()
 
 
+def cosine_distance(embeddings: torch.Tensor, teacher_embeddings: torch.Tensor) -> torch.Tensor:
+    """Mean of ``1 - cos`` between the student's and the teacher's vectors (an encoder's loss)."""
+    return (1 - F.cosine_similarity(embeddings.float(), teacher_embeddings, dim=-1)).mean()
+
+
+def log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """What a language model's teacher batch keeps: its log-probabilities."""
+    return logits.float().log_softmax(-1)
+
+
 def teacher_batches(teacher: Callable[[torch.Tensor], torch.Tensor], windows: torch.Tensor,
-                    batch_size: int) -> list[Batch]:
-    """``windows`` (N, T) cut into batches, each with the teacher's log-probs."""
+                    batch_size: int, target: Callable[[torch.Tensor], torch.Tensor] = log_probs) -> list[Batch]:
+    """``windows`` (N, T) cut into batches, each with ``target`` of the teacher's output
+    (log-probs by default; an encoder keeps its vectors as they are)."""
     batches = []
     with torch.no_grad():
         for start in range(0, windows.shape[0], batch_size):
             x = windows[start:start + batch_size]
-            batches.append((x, teacher(x).float().log_softmax(-1)))
+            batches.append((x, target(teacher(x))))
     return batches
 
 
-def mean_kl(student: Callable[[torch.Tensor], torch.Tensor], batches: Sequence[Batch], seed: int) -> float:
-    """KL over ``batches`` with the read noise drawn from ``seed`` (RNG state restored after)."""
+def mean_kl(student: Callable[[torch.Tensor], torch.Tensor], batches: Sequence[Batch], seed: int,
+            loss: Loss = None) -> float:
+    """The loss (KL by default) over ``batches`` with the read noise drawn from ``seed`` (RNG
+    state restored after)."""
+    loss = loss or kl_to_teacher
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        total = sum(float(kl_to_teacher(student(x), t)) * x.numel() for x, t in batches)
+        total = sum(float(loss(student(x), t)) * x.numel() for x, t in batches)
     return total / max(sum(x.numel() for x, _ in batches), 1)
 
 
 def distill(student: Callable[[torch.Tensor], torch.Tensor], params: Sequence[nn.Parameter],
             train: Sequence[Batch], val: Sequence[Batch], cfg: DistillConfig,
-            progress: Optional[Callable[[int, float], None]] = None) -> DistillResult:
+            progress: Optional[Callable[[int, float], None]] = None, loss: Loss = None) -> DistillResult:
     """Tune ``params`` (only these: the caller froze everything else) so ``student(x)``'s
-    logits match the teacher's on ``train``; keep the state best on ``val``.
+    logits match the teacher's on ``train``; keep the state best on ``val``. ``loss``:
+    :func:`kl_to_teacher` by default (``best_val_kl`` then holds that loss, whatever it is).
 
     ``progress(step, best_val_kl)`` is called after every validation.
     """
+    loss = loss or kl_to_teacher
     if not train or not val:
         raise ValueError("distillation needs at least one training and one validation batch")
     params = list(params)
     opt = torch.optim.Adam(params, lr=cfg.lr)
     best = [p.detach().clone() for p in params]
-    initial = mean_kl(student, val, cfg.seed)
+    initial = mean_kl(student, val, cfg.seed, loss)
     result = DistillResult(0, 0.0, initial, initial, 0, history=[(0, initial)])
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     try:
         for step, (x, teacher) in enumerate(itertools.cycle(train), start=1):
-            loss = kl_to_teacher(student(x), teacher)
+            value = loss(student(x), teacher)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             opt.step()
             result.steps = step
             done = (cfg.max_steps is not None and step >= cfg.max_steps
                     or time.perf_counter() - start >= cfg.budget_s)
             if step % cfg.eval_every == 0 or done:
-                val_kl = mean_kl(student, val, cfg.seed)
+                val_kl = mean_kl(student, val, cfg.seed, loss)
                 result.history.append((step, val_kl))
                 if val_kl < result.best_val_kl:
                     result.best_val_kl, result.best_step = val_kl, step

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--sigmas", default=None, help="variation levels, comma-separated (default 0.05,0.1)")
     evaluate.add_argument("--budget", type=float, default=None, help="calibration seconds per chip (180; quick 60)")
     evaluate.add_argument("--adc-bits", default="6", help="ADC bits, or 'ideal' (default 6)")
+    parts = evaluate.add_mutually_exclusive_group()
+    parts.add_argument("--encoder-only", action="store_true", help="only the notes encoder's retrieval on chips")
+    parts.add_argument("--no-encoder", action="store_true", help="only the language model")
     evaluate.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)  # tests: a fixed step count
     evaluate.add_argument("--eval-windows", type=int, default=None, help=argparse.SUPPRESS)
     evaluate.add_argument("--window", type=int, default=None, help=argparse.SUPPRESS)
@@ -152,17 +155,31 @@ def _eval(args: argparse.Namespace) -> int:
                  "eval_windows": args.eval_windows, "window": args.window,
                  "sigmas": tuple(float(v) for v in args.sigmas.split(",")) if args.sigmas else None}
     plan = replace(plan, adc_bits=_adc_bits(args.adc_bits), **{k: v for k, v in overrides.items() if v is not None})
-    report = run_eval(settings, settings.model, plan, settings.n_threads or 2,
-                      progress=lambda line: print(line, file=sys.stderr, flush=True))
-    summary = summarize(report)
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    report = None if args.encoder_only else run_eval(settings, settings.model, plan, settings.n_threads or 2,
+                                                     progress=say)
+    encoder = None
+    if not args.no_encoder:
+        import tempfile
+
+        from assistant.learn.cim_encoder import encoder_eval
+
+        with tempfile.TemporaryDirectory(prefix="cim-encoder-") as home:  # the benchmark notes' own index
+            encoder = encoder_eval(plan.chip_config, plan.sigmas, plan.chips, plan.encoder_budget_s,
+                                   settings.n_threads or 2, Path(home), max_steps=plan.max_steps, say=say)
+    summary = summarize(report, encoder)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     plot(summary, args.out.with_suffix(".png"))
-    for level in summary["levels"]:
+    for level in summary["levels"] or []:
         rec = "not scored (gap < 0.1 nats)" if level["recovery"] is None else f"recovery {level['recovery']:.2f}"
         print(f"sigma {level['sigma']:g}: ppl digital {summary['ppl_digital']:.2f}, chip {level['ppl_cim']:.2f}, "
               f"chip+TSB {level['ppl_cim_tsb']:.2f}, norm gains only {level['ppl_norm_only']:.2f}; {rec}")
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    if encoder is not None:
+        print(f"encoder MRR (vectors only): digital {summary['mrr_digital']:.3f}, chip "
+              f"{', '.join(f'{v:.3f}' for v in summary['mrr_cim'])}, chip+TSB "
+              f"{', '.join(f'{v:.3f}' for v in summary['mrr_cim_tsb'])} (sigma {summary['sigma']})")
+    print(f"wrote {args.out}" + (f" and {args.out.with_suffix('.png')}" if report is not None else ""))
     return 0
 
 

@@ -41,11 +41,17 @@ class EvalPlan:
     weight_bits: int = 4
     device: str = "rram"
     max_steps: Optional[int] = None
+    encoder_budget_s: float = 30.0  # the encoder's TSB calibration per chip (see cim_encoder)
 
     @classmethod
     def quick(cls) -> "EvalPlan":
         """One chip per level, a one-minute calibration, fewer windows (a smoke run, no CI)."""
-        return cls(chips=1, budget_s=60.0, eval_windows=4, train_windows=12, val_windows=2)
+        return cls(chips=1, budget_s=60.0, eval_windows=4, train_windows=12, val_windows=2, encoder_budget_s=15.0)
+
+    def chip_config(self, sigma: float, seed: int, model: str = "", digest: str = ""):
+        """The ``CIMConfig`` of chip ``seed`` at variation ``sigma``."""
+        return ChipSpec(model=model, model_sha256=digest, device=self.device, weight_bits=self.weight_bits,
+                        adc_bits=self.adc_bits, sigma_rel=sigma, seed=seed).cim_config()
 
 
 @dataclass
@@ -122,11 +128,10 @@ def run_eval(settings, model_name: str, plan: EvalPlan, n_threads: int, loaded=N
     report: Optional[EvalReport] = None
     for sigma in plan.sigmas:
         for seed in range(plan.chips):
-            spec = ChipSpec(model=resolved.name, model_sha256=digest, device=plan.device,
-                            weight_bits=plan.weight_bits, adc_bits=plan.adc_bits, sigma_rel=sigma, seed=seed)
+            config = plan.chip_config(sigma, seed, resolved.name, digest)
 
             def chip() -> CIMEngine:
-                return CIMEngine(resolved, spec.cim_config(), None, n_threads, seed=seed,
+                return CIMEngine(resolved, config, None, n_threads, seed=seed,
                                  loaded=(copy.deepcopy(model), tokenizer))
 
             engine = chip()
@@ -168,8 +173,25 @@ def _mean_ci(values: list[float], seed: int = 0) -> tuple[float, Optional[list[f
     return float(data.mean()), [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
-def summarize(report: EvalReport) -> dict:
-    """The JSON ``cim eval --out`` writes: per level, perplexities and recovery with its CI."""
+def summarize(report: Optional[EvalReport], encoder: Optional[dict] = None) -> dict:
+    """The JSON ``cim eval --out`` writes: per level, perplexities and recovery with its CI,
+    and the encoder's retrieval (``encoder``, from :func:`assistant.learn.cim_encoder.encoder_eval`);
+    a part not measured is null."""
+    summary = _summarize_lm(report) if report is not None else {
+        key: None for key in ("ppl_digital", "ppl_cim", "ppl_cim_tsb", "recovery", "recovery_ci95",
+                              "verified_fraction", "chips", "sigma", "levels")}
+    summary.update({"mrr_digital": None, "mrr_cim": None, "mrr_cim_tsb": None, "encoder": encoder})
+    if encoder is not None:
+        summary.update({"mrr_digital": encoder["digital"]["mrr"],
+                        "mrr_cim": [lv["mrr_cim"] for lv in encoder["levels"]],
+                        "mrr_cim_tsb": [lv["mrr_cim_tsb"] for lv in encoder["levels"]]})
+        if summary["sigma"] is None:
+            summary["sigma"] = [lv["sigma"] for lv in encoder["levels"]]
+            summary["chips"] = [len(lv["chips"]) for lv in encoder["levels"]]
+    return summary
+
+
+def _summarize_lm(report: EvalReport) -> dict:
     levels = []
     for sigma in report.plan["sigmas"]:
         chips = [c for c in report.chips_run if c.sigma == sigma]
@@ -199,15 +221,16 @@ def summarize(report: EvalReport) -> dict:
         "recovery": [lv["recovery"] for lv in levels], "recovery_ci95": [lv["recovery_ci95"] for lv in levels],
         "verified_fraction": levels[0]["verified_fraction"] if levels else None,
         "chips": [lv["chips"] for lv in levels], "sigma": [lv["sigma"] for lv in levels],
-        # Not measured by this command yet (the encoder on a chip is still to build): null, never a guess.
-        "mrr_digital": None, "mrr_cim": None, "mrr_cim_tsb": None,
         "levels": levels, "plan": report.plan, "ce_digital": report.ce_digital,
         "per_chip": [asdict(c) for c in report.chips_run], "seconds": report.seconds,
     }
 
 
 def plot(summary: dict, path) -> None:
-    """Perplexity against variation for digital, chip and chip + TSB (a PNG at ``path``)."""
+    """Perplexity against variation for digital, chip and chip + TSB (a PNG at ``path``;
+    nothing when the language model was not measured)."""
+    if summary["ppl_digital"] is None:
+        return
     import matplotlib
 
     matplotlib.use("Agg")

@@ -260,3 +260,31 @@ def test_cim_eval_measures_digital_chip_and_tsb_on_held_out_text(hf_smollm, tmp_
     json.dumps(summary)
     plot(summary, tmp_path / "eval.png")
     assert (tmp_path / "eval.png").stat().st_size > 1000
+
+
+def test_encoder_on_a_chip_is_measured_with_vectors_only(tmp_path):
+    """The notes encoder on one chip with its TSB: retrieval scored for digital, chip and
+    chip + TSB on a tiny notes set, and the chip's vectors no longer equal the digital ones."""
+    import json
+
+    from assistant.learn.cim_encoder import encoder_eval
+    from assistant.learn.cim_eval import EvalPlan, summarize
+
+    folder = tmp_path / "set"
+    (folder / "notes").mkdir(parents=True)
+    notes = {"bike.md": "The blue bike is parked in rack 14 in the basement.",
+             "dentist.md": "My dentist is Dr. Raman at the Lindenhof clinic.",
+             "garden.md": "The tomatoes grow in the south bed and need water every evening."}
+    for name, text in notes.items():
+        (folder / "notes" / name).write_text(text)
+    questions = [("Where is my bike parked?", "bike.md"), ("Who is my dentist?", "dentist.md"),
+                 ("When do the tomatoes need water?", "garden.md")]
+    (folder / "questions.jsonl").write_text("".join(json.dumps({"question": q, "file": f}) + "\n" for q, f in questions))
+    plan = EvalPlan(adc_bits=None)
+    result = encoder_eval(plan.chip_config, (0.1,), 1, 30, 2, tmp_path / "home", max_steps=2, folder=folder)
+    assert result["digital"] == {"hit_at_1": 1.0, "mrr": 1.0, "questions": 3}
+    chip = result["levels"][0]["chips"][0]
+    assert chip["calibration_steps"] == 2
+    assert 0 < chip["cim"]["cosine_to_digital"] < 0.9999 and 0 < chip["cim_tsb"]["mrr"] <= 1
+    summary = summarize(None, result)
+    assert summary["mrr_digital"] == 1.0 and len(summary["mrr_cim_tsb"]) == 1 and summary["ppl_digital"] is None
