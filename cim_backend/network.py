@@ -130,10 +130,12 @@ def program_model(
     chip_ids: Sequence[int],
     seed: int,
     verify_masks: dict[str, torch.Tensor] | None = None,
+    compact_verify: bool = False,
 ) -> ProgramReport:
     """Program every CIM layer onto chips ``chip_ids`` and switch them to ``chips`` mode.
 
-    ``verify_masks`` maps layer names to boolean masks of weights to write-verify.
+    ``verify_masks`` maps layer names to boolean masks of weights to write-verify
+    (``compact_verify``: see :func:`cim_backend.programming.write_verify`).
     """
     verify_masks = verify_masks or {}
     unknown = set(verify_masks) - {n for n, _ in cim_layers(model)}
@@ -143,7 +145,8 @@ def program_model(
     pulses = reads = 0.0
     for key, (name, layer) in enumerate(cim_layers(model)):
         mask = verify_masks.get(name)
-        pt = program_tensor(layer.weight, layer.cim_config, chip_ids, seed, layer_key=key, verify_mask=mask)
+        pt = program_tensor(layer.weight, layer.cim_config, chip_ids, seed, layer_key=key, verify_mask=mask,
+                            compact_verify=compact_verify)
         layer.programmed, layer.readback, layer.mode = pt, None, Mode.CHIPS
         weights += layer.weight.numel()
         verified += int(pt.verified[0].sum())

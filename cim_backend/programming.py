@@ -161,8 +161,15 @@ def write_verify(
     gen: torch.Generator,
     clip: bool = False,
     stuck: torch.Tensor | None = None,
+    compact: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Iterate read -> compare -> corrective pulse on the ``active`` devices.
+
+    ``compact``: run the loop on the active devices only (gathered, then scattered back), so
+    verifying a few thousand of a language model's 425M devices costs what they cost, not a
+    pass over all of them per iteration. Same loop, same statistics, but the random draws
+    come in another order, so results differ from the full-tensor loop's draw for draw (the
+    reproduction keeps the full loop, whose committed results depend on its order).
 
     A device is accepted once a (noisy) read lands within ``tolerance`` of its target; each
     corrective pulse moves it by minus the read error and lands with spread ``step_sigma``.
@@ -176,6 +183,15 @@ def write_verify(
     reads = torch.zeros_like(g)
     active = active.expand_as(g).clone()
     if tolerance <= 0 or not bool(active.any()):
+        return g, pulses, reads
+    if compact:
+        where = active.reshape(-1).nonzero().squeeze(1)
+        pick = lambda t: t.expand_as(g).reshape(-1)[where]  # noqa: E731
+        sub = write_verify(pick(g), pick(target), torch.ones_like(where, dtype=torch.bool),
+                           pick(step_sigma) if torch.is_tensor(step_sigma) else step_sigma, tolerance, read_sigma,
+                           wv, gen, clip, None if stuck is None else pick(stuck))
+        for full, part in zip((g, pulses, reads), sub):
+            full.view(-1)[where] = part
         return g, pulses, reads
     for _ in range(wv.max_pulses):
         read = g + read_sigma * torch.randn(g.shape, generator=gen) if read_sigma > 0 else g
@@ -200,8 +216,10 @@ def _program_one_chip(
     config: CIMConfig,
     gen: torch.Generator,
     faults: tuple[torch.Tensor, torch.Tensor] | None = None,
+    compact: bool = False,
 ):
-    """Program chip ``k`` (index into batched targets, or 0): one shot, then write-verify.
+    """Program chip ``k`` (index into batched targets, or 0): one shot, then write-verify
+    (``compact``: see :func:`write_verify`).
 
     ``faults`` is the chip's ``(stuck_on, stuck_off)`` device masks (:func:`draw_stuck_faults`).
     """
@@ -220,7 +238,7 @@ def _program_one_chip(
     wv = config.write_verify
     g, pulses, reads = write_verify(
         g, tg, dev_mask, sigma * wv.step_sigma_factor, wv.tolerance(config.sigma_rel), config.read_sigma_rel, wv, gen,
-        clip=config.clips, stuck=stuck,
+        clip=config.clips, stuck=stuck, compact=compact,
     )
     return g, float(tg.numel() + pulses.sum()), float(reads.sum())
 
@@ -233,8 +251,10 @@ def program_tensor(
     layer_key: int = 0,
     verify_mask: torch.Tensor | None = None,
     batched: bool = False,
+    compact_verify: bool = False,
 ) -> ProgrammedTensor:
-    """Program ``w`` onto each chip of ``chip_ids``; write-verify the weights in ``verify_mask``.
+    """Program ``w`` onto each chip of ``chip_ids``; write-verify the weights in ``verify_mask``
+    (``compact_verify``: the loop on those devices only, see :func:`write_verify`).
 
     ``batched=True``: ``w`` (and ``verify_mask``) carry one tensor per chip on their first
     dimension. Every device costs one programming pulse; verified devices add their
@@ -249,7 +269,8 @@ def program_tensor(
     gs, pulses, reads, stuck = [], [], [], []
     for k, chip in enumerate(chip_ids):
         faults = draw_stuck_faults(targets.g.shape[1:], config, fault_generator(seed, chip, layer_key))
-        g, p, r = _program_one_chip(targets, k, mask, config, chip_generator(seed, chip, layer_key), faults)
+        g, p, r = _program_one_chip(targets, k, mask, config, chip_generator(seed, chip, layer_key), faults,
+                                    compact_verify)
         gs.append(g)
         pulses.append(p)
         reads.append(r)

@@ -77,3 +77,29 @@ def top_k_masks(scores: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tens
         masks[name] = chosen[start : start + s.numel()].view_as(s)
         start += s.numel()
     return masks
+
+
+def squared_gradient_scores(layers: dict[str, nn.Module], losses) -> dict[str, torch.Tensor]:
+    """SWIM-style scores for large models, where per-sample Hessian estimates do not fit: the
+    squared gradient of each batch loss, summed over ``losses`` (callables that run a forward
+    and return the loss), times the square of the row's weight scale (a programming error is
+    proportional to the row's largest weight once every row has its own scale).
+    ``layers`` maps names to modules with a ``weight``; their gradients are used and cleared."""
+    weights = {name: layer.weight for name, layer in layers.items()}
+    saved = {name: w.requires_grad for name, w in weights.items()}
+    scores = {name: torch.zeros_like(w, dtype=torch.float32) for name, w in weights.items()}
+    try:
+        for w in weights.values():
+            w.requires_grad_(True)
+        for loss in losses:
+            for w in weights.values():
+                w.grad = None
+            loss().backward()
+            for name, w in weights.items():
+                scores[name] += w.grad.float() ** 2
+    finally:
+        for name, w in weights.items():
+            w.grad = None
+            w.requires_grad_(saved[name])
+    rows = {name: w.detach().abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) for name, w in weights.items()}
+    return {name: scores[name] * rows[name] ** 2 for name in weights}

@@ -42,11 +42,13 @@ class EvalPlan:
     device: str = "rram"
     max_steps: Optional[int] = None
     encoder_budget_s: float = 30.0  # the encoder's TSB calibration per chip (see cim_encoder)
+    swv_multiples: tuple[int, ...] = (1, 10, 100)  # selective write-verify at these multiples of TSB's weights
 
     @classmethod
     def quick(cls) -> "EvalPlan":
         """One chip per level, a one-minute calibration, fewer windows (a smoke run, no CI)."""
-        return cls(chips=1, budget_s=60.0, eval_windows=4, train_windows=12, val_windows=2, encoder_budget_s=15.0)
+        return cls(chips=1, budget_s=60.0, eval_windows=4, train_windows=12, val_windows=2, encoder_budget_s=15.0,
+                   swv_multiples=(10,))
 
     def chip_config(self, sigma: float, seed: int, model: str = "", digest: str = ""):
         """The ``CIMConfig`` of chip ``seed`` at variation ``sigma``."""
@@ -67,6 +69,7 @@ class ChipResult:
     calibration_steps: int
     calibration_s: float
     verified_fraction: float
+    ce_swv: dict[int, float] = field(default_factory=dict)  # multiple of TSB's weights -> CE, no TSB
 
 
 @dataclass
@@ -106,12 +109,35 @@ def _norm_gains(engine) -> list:
     return gains
 
 
+def _lm_loss(model, x):
+    """Next-token cross-entropy of one batch (a forward with gradients)."""
+    import torch.nn.functional as F
+
+    logits = model(x).logits[:, :-1]
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+
+
+def swv_scores(model, windows) -> dict:
+    """Which weights selective write-verify verifies first: squared gradients of the digital
+    model's loss on calibration windows, times the row scale squared
+    (:func:`cim_backend.selective.squared_gradient_scores`)."""
+    from cim_backend.selective import squared_gradient_scores
+
+    from assistant.models.cim_engine import is_projection
+
+    layers = {name: module for name, module in model.named_modules() if is_projection(name)}
+    scores = squared_gradient_scores(layers, [lambda x=row.unsqueeze(0): _lm_loss(model, x) for row in windows])
+    model.zero_grad(set_to_none=True)  # every parameter got a gradient; copies must not carry them
+    return scores
+
+
 def run_eval(settings, model_name: str, plan: EvalPlan, n_threads: int, loaded=None,
              progress: Optional[Callable[[str], None]] = None) -> EvalReport:
     """Measure ``plan`` on the served model; ``loaded`` = ``(torch model, tokenizer)`` to reuse."""
     import torch
 
     from cim_backend.distill import DistillConfig
+    from cim_backend.selective import top_k_masks
 
     from assistant.models.catalog import resolve_model, sha256_file
     from assistant.models.cim_engine import CIMEngine
@@ -126,13 +152,14 @@ def run_eval(settings, model_name: str, plan: EvalPlan, n_threads: int, loaded=N
     evaluation = torch.tensor(token_windows(tokenizer, corpus_for(settings).evaluation, plan.window,
                                             plan.eval_windows))
     report: Optional[EvalReport] = None
+    scores = swv_scores(model, text.train[:4]) if plan.swv_multiples else {}
     for sigma in plan.sigmas:
         for seed in range(plan.chips):
             config = plan.chip_config(sigma, seed, resolved.name, digest)
 
-            def chip() -> CIMEngine:
+            def chip(verify_masks=None) -> CIMEngine:
                 return CIMEngine(resolved, config, None, n_threads, seed=seed,
-                                 loaded=(copy.deepcopy(model), tokenizer))
+                                 loaded=(copy.deepcopy(model), tokenizer), verify_masks=verify_masks)
 
             engine = chip()
             if report is None:
@@ -153,8 +180,14 @@ def run_eval(settings, model_name: str, plan: EvalPlan, n_threads: int, loaded=N
                          lambda: _norm_gains(baseline))
             ce_norm = cross_entropy(baseline, evaluation, "cim")
             del baseline
+            ce_swv = {}
+            for multiple in plan.swv_multiples:
+                say(f"sigma {sigma:g} chip {seed}: selective write-verify of {multiple}x the TSB's weights")
+                swv = chip(top_k_masks(scores, multiple * plan.width ** 2))
+                ce_swv[multiple] = cross_entropy(swv, evaluation, "cim")
+                del swv
             report.chips_run.append(ChipResult(sigma, seed, ce_cim, ce_tsb, ce_norm, val_cim, result.steps,
-                                               result.seconds, verified))
+                                               result.seconds, verified, ce_swv))
             say(f"sigma {sigma:g} chip {seed}: CE digital {report.ce_digital:.3f}, chip {ce_cim:.3f}, "
                 f"chip+TSB {ce_tsb:.3f}, norm gains {ce_norm:.3f}")
     report.seconds = time.perf_counter() - start
@@ -206,13 +239,22 @@ def _summarize_lm(report: EvalReport) -> dict:
         mean, ci = _mean_ci(recovery) if recovery else (None, None)
         norm_mean, norm_ci = _mean_ci(norm_recovery) if norm_recovery else (None, None)
         mean_ce = lambda key: sum(getattr(c, key) for c in chips) / len(chips)  # noqa: E731
+        swv = {}
+        for multiple in report.plan["swv_multiples"]:
+            values = [c.ce_swv[multiple] for c in chips if multiple in c.ce_swv]
+            rec = [(c.ce_cim - c.ce_swv[multiple]) / (c.ce_cim - report.ce_digital) for c in chips
+                   if multiple in c.ce_swv and c.ce_cim - report.ce_digital > 0]
+            swv[str(multiple)] = {"ppl": math.exp(sum(values) / len(values)) if values else None,
+                                  "recovery": _mean_ci(rec)[0] if rec and scored else None,
+                                  "recovery_ci95": _mean_ci(rec)[1] if rec and scored else None,
+                                  "verified_weights": multiple * report.plan["width"] ** 2}
         levels.append({
             "sigma": sigma, "chips": len(chips), "scored": scored, "validation_gap_nats": gap_val,
             "ppl_cim": math.exp(mean_ce("ce_cim")), "ppl_cim_tsb": math.exp(mean_ce("ce_cim_tsb")),
             "ppl_norm_only": math.exp(mean_ce("ce_norm_only")),
             "recovery": mean if scored else None, "recovery_ci95": ci if scored else None,
             "recovery_norm_only": norm_mean if scored else None, "recovery_norm_only_ci95": norm_ci if scored else None,
-            "verified_fraction": chips[0].verified_fraction,
+            "verified_fraction": chips[0].verified_fraction, "selective_write_verify": swv,
             "calibration_steps_median": sorted(c.calibration_steps for c in chips)[len(chips) // 2],
         })
     return {
@@ -242,6 +284,9 @@ def plot(summary: dict, path) -> None:
     ax.plot(sigmas, summary["ppl_cim"], "o-", label="chip")
     ax.plot(sigmas, summary["ppl_cim_tsb"], "s-", label="chip + TSB")
     ax.plot(sigmas, [lv["ppl_norm_only"] for lv in summary["levels"]], "^:", label="chip + norm gains only")
+    for multiple in summary["plan"]["swv_multiples"]:
+        ax.plot(sigmas, [lv["selective_write_verify"][str(multiple)]["ppl"] for lv in summary["levels"]], "x:",
+                label=f"selective write-verify, {multiple}x TSB's weights")
     ax.set_xlabel("programming variation (relative sigma)")
     ax.set_ylabel("held-out perplexity")
     ax.set_yscale("log")

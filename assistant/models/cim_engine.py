@@ -77,11 +77,12 @@ class CIMEngine(GenerationEngine):
     """One model on one programmed chip; generates for one request at a time."""
 
     def __init__(self, model: ResolvedModel, config, n_ctx: Optional[int], n_threads: int, seed: int = 0,
-                 loaded=None, measured: Optional[ChipMeasurements] = None):
+                 loaded=None, measured: Optional[ChipMeasurements] = None, verify_masks: Optional[dict] = None):
         """Load ``model`` into torch (or take ``loaded`` = ``(torch_model, tokenizer)``, which is
         converted in place), map its projections with ``config`` (a ``cim_backend`` CIMConfig),
         set the DAC and ADC ranges on text (:meth:`range_inputs`; or take a stored chip's ``measured``
-        ones), program chip ``seed`` and install the chip's TSB when it has one."""
+        ones), program chip ``seed`` (write-verifying the weights ``verify_masks`` selects, by
+        layer name: the selective write-verify baseline) and install the chip's TSB when it has one."""
         from cim_backend.network import convert, program_model
 
         from assistant.models.hf_model import load_hf_model
@@ -97,7 +98,7 @@ class CIMEngine(GenerationEngine):
         limit = getattr(self.net.config, "max_position_embeddings", None) or 2048
         self.n_ctx = min(n_ctx or limit, limit)  # None: the model's own context
         self._set_input_ranges(measured.input_ranges if measured else None)
-        self.program = program_model(self.net, [seed], seed=seed)
+        self.program = program_model(self.net, [seed], seed=seed, verify_masks=verify_masks, compact_verify=True)
         self._set_adc_ranges(measured.adc_ranges if measured else None)
         self.block = None  # the TSB, once calibrated or installed
         if measured is not None and measured.tsb is not None:

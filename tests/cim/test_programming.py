@@ -266,3 +266,23 @@ def test_faulty_chip_is_same_alone_or_in_batch():
     assert not torch.equal(batch.stuck[0], batch.stuck[1])
     sub = batch.select([2])
     assert sub.chip_ids == (2,) and torch.equal(sub.stuck, alone.stuck)
+
+
+def test_compact_write_verify_touches_only_the_masked_devices_with_the_same_statistics():
+    torch.manual_seed(0)
+    cfg = CIMConfig(per_channel_scales=True).with_sigma(0.1)
+    w = torch.randn(64, 200)
+    mask = torch.zeros_like(w, dtype=torch.bool)
+    mask.view(-1)[torch.randperm(w.numel())[:2000]] = True
+    full = program_tensor(w, cfg, [0], 3, verify_mask=mask)
+    compact = program_tensor(w, cfg, [0], 3, verify_mask=mask, compact_verify=True)
+    target = full.targets.g[0]  # (P, S, *shape) like one chip's g
+    devices = mask.view(1, 1, *mask.shape).expand_as(target)
+    # The one-shot programming is the same draw: unverified devices are identical.
+    assert torch.equal(compact.g[0][~devices], full.g[0][~devices])
+    err = lambda pt: (pt.g[0] - target)[devices]  # noqa: E731
+    assert not torch.equal(err(compact), err(full))  # the loop's draws come in another order...
+    assert abs(float(err(compact).std() / err(full).std()) - 1) < 0.15  # ...with the same spread
+    unverified = (full.g[0] - target)[~devices].std()
+    assert float(err(compact).std()) < 0.5 * float(unverified)
+    assert abs(float(compact.pulses[0] / full.pulses[0]) - 1) < 0.02

@@ -248,7 +248,7 @@ def test_cim_eval_measures_digital_chip_and_tsb_on_held_out_text(hf_smollm, tmp_
     from assistant.settings import Settings
 
     plan = EvalPlan(sigmas=(0.1,), chips=1, max_steps=2, budget_s=60, eval_windows=1, window=16, train_windows=2,
-                    val_windows=1, adc_bits=None)
+                    val_windows=1, adc_bits=None, swv_multiples=(100,))
     report = run_eval(Settings(home=tmp_path), "default", plan, 2, loaded=hf_smollm)
     summary = summarize(report)
     keys = {"ppl_digital", "ppl_cim", "ppl_cim_tsb", "recovery", "recovery_ci95", "verified_fraction", "chips", "sigma",
@@ -257,6 +257,8 @@ def test_cim_eval_measures_digital_chip_and_tsb_on_held_out_text(hf_smollm, tmp_
     chip = report.chips_run[0]
     assert chip.ce_cim > report.ce_digital + 0.1 and chip.calibration_steps == 2
     assert 0 < summary["verified_fraction"] < 0.001  # the block's 4,096 weights of ~106M
+    swv = summary["levels"][0]["selective_write_verify"]["100"]
+    assert swv["verified_weights"] == 409_600 and chip.ce_swv[100] < chip.ce_cim  # verifying helps the chip
     json.dumps(summary)
     plot(summary, tmp_path / "eval.png")
     assert (tmp_path / "eval.png").stat().st_size > 1000
