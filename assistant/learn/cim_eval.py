@@ -131,13 +131,33 @@ def swv_scores(model, windows) -> dict:
     return scores
 
 
+def _baselines(chip, text, evaluation, plan: EvalPlan, steps: int, seed: int, scores: dict, say):
+    """On fresh copies of the same chip: norm gains tuned with TSB's distillation for its
+    number of ``steps``, and selective write-verify at each multiple of TSB's weights."""
+    from cim_backend.distill import DistillConfig
+    from cim_backend.selective import top_k_masks
+
+    say(f"the norm-gains-only baseline ({steps} steps)")
+    baseline = chip()
+    tune_on_chip(baseline, text, DistillConfig(lr=plan.lr, budget_s=math.inf, max_steps=max(steps, 1), seed=seed),
+                 lambda: _norm_gains(baseline))
+    ce_norm = cross_entropy(baseline, evaluation, "cim")
+    del baseline
+    ce_swv = {}
+    for multiple in plan.swv_multiples:
+        say(f"selective write-verify of {multiple}x the TSB's weights")
+        swv = chip(top_k_masks(scores, multiple * plan.width ** 2))
+        ce_swv[multiple] = cross_entropy(swv, evaluation, "cim")
+        del swv
+    return ce_norm, ce_swv
+
+
 def run_eval(settings, model_name: str, plan: EvalPlan, n_threads: int, loaded=None,
              progress: Optional[Callable[[str], None]] = None) -> EvalReport:
     """Measure ``plan`` on the served model; ``loaded`` = ``(torch model, tokenizer)`` to reuse."""
     import torch
 
     from cim_backend.distill import DistillConfig
-    from cim_backend.selective import top_k_masks
 
     from assistant.models.catalog import resolve_model, sha256_file
     from assistant.models.cim_engine import CIMEngine
@@ -173,19 +193,8 @@ def run_eval(settings, model_name: str, plan: EvalPlan, n_threads: int, loaded=N
             ce_tsb = cross_entropy(engine, evaluation, "cim+tsb")
             verified = (engine.program.verified_weights + plan.width ** 2) / (engine.program.weights + plan.width ** 2)
             del engine
-            say(f"sigma {sigma:g} chip {seed}: the norm-gains-only baseline ({result.steps} steps)")
-            baseline = chip()
-            tune_on_chip(baseline, text, DistillConfig(lr=plan.lr, budget_s=math.inf, max_steps=max(result.steps, 1),
-                                                        eval_every=cfg.eval_every, seed=seed),
-                         lambda: _norm_gains(baseline))
-            ce_norm = cross_entropy(baseline, evaluation, "cim")
-            del baseline
-            ce_swv = {}
-            for multiple in plan.swv_multiples:
-                say(f"sigma {sigma:g} chip {seed}: selective write-verify of {multiple}x the TSB's weights")
-                swv = chip(top_k_masks(scores, multiple * plan.width ** 2))
-                ce_swv[multiple] = cross_entropy(swv, evaluation, "cim")
-                del swv
+            ce_norm, ce_swv = _baselines(chip, text, evaluation, plan, result.steps, seed, scores,
+                                         lambda line: say(f"sigma {sigma:g} chip {seed}: {line}"))
             report.chips_run.append(ChipResult(sigma, seed, ce_cim, ce_tsb, ce_norm, val_cim, result.steps,
                                                result.seconds, verified, ce_swv))
             say(f"sigma {sigma:g} chip {seed}: CE digital {report.ce_digital:.3f}, chip {ce_cim:.3f}, "
