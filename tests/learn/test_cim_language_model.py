@@ -144,67 +144,38 @@ def test_cim_engine_benchmark_quick(hf_smollm):
     assert all(r["decode_tokens_per_s"] > 0 and len(r["samples"]) == 1 for r in result["results"].values())
 
 
-def test_cim_program_stores_a_chip_that_reloads_bit_identically(hf_smollm, tmp_path, capsys):
+def test_a_programmed_and_calibrated_chip_reloads_bit_identically(hf_smollm, tmp_path, capsys):
+    """``cim program`` stores a 6-bit-ADC chip; TSB calibration by distillation tunes the block's
+    A and b only; the record then carries the block, and loading it again gives the same
+    logits; TSB on and off differ; a changed model file is refused."""
     import copy
     import json
 
+    from cim_backend.distill import DistillConfig
+
     from assistant.commands import cim
     from assistant.errors import InvalidRequestError
-    from assistant.models.cim_chip import ChipRecord, load_chip_engine
+    from assistant.learn.cim_corpus import calibration_text
+    from assistant.models.cim_chip import ChipRecord, load_chip_engine, save_calibration
+    from assistant.models.cim_tsb import calibrate_tsb
     from assistant.settings import Settings
 
     home = ["--home", str(tmp_path)]
     assert cim.main(["status", *home]) == 1
     assert "run 'assistant cim program' first" in capsys.readouterr().err
-    assert cim.main(["program", "--adc-bits", "ideal", "--sigma", "0.03", "--seed", "5", "--n-threads", "2", *home]) == 0
+    assert cim.main(["program", "--adc-bits", "6", "--sigma", "0.05", "--seed", "5", "--n-threads", "2", *home]) == 0
     shown = capsys.readouterr().out
-    assert "seed 5" in shown and "write-verified" in shown and "uJ" in shown
+    assert "seed 5" in shown and "write-verified" in shown and "uJ" in shown and "no TSB" in shown
     settings = Settings(home=tmp_path)
     record = ChipRecord.load(settings.layout, "smollm2-135m-instruct")
     assert record is not None and record.spec.seed == 5 and record.weights > 100_000_000 and record.pulses > 0
     assert len(record.input_ranges) == 210 and all(r > 0 for r, _ in record.input_ranges.values())
+    assert len(record.adc_ranges) == 210 and all(0 < r <= 1 for r in record.adc_ranges.values())
     assert cim.main(["status", "--json", *home]) == 0
-    assert json.loads(capsys.readouterr().out)["spec"]["sigma_rel"] == 0.03
+    assert json.loads(capsys.readouterr().out)["spec"]["sigma_rel"] == 0.05
 
     model, tokenizer = hf_smollm
-    engines = [load_chip_engine(settings, "default", 2, loaded=(copy.deepcopy(model), tokenizer))[0] for _ in range(2)]
-    tokens = engines[0].tokenize("The passport is in the grey folder")
-    logits = []
-    for engine in engines:
-        torch.manual_seed(0)  # the read noise of this one forward
-        logits.append(torch.tensor(engine.logits(tokens)))
-    assert torch.equal(logits[0], logits[1])
-    torch.manual_seed(0)
-    assert not torch.equal(torch.tensor(engines[0].logits(tokens)), _last_logits(model, torch.tensor([tokens])))
-
-    path = ChipRecord.path_for(settings.layout, "smollm2-135m-instruct")
-    data = json.loads(path.read_text())
-    path.write_text(json.dumps({**data, "spec": {**data["spec"], "model_sha256": "0" * 64}}))
-    with pytest.raises(InvalidRequestError, match="changed since its chip was programmed"):
-        load_chip_engine(settings, "default", 2, loaded=(copy.deepcopy(model), tokenizer))
-
-
-def test_tsb_calibration_changes_only_the_block_and_the_calibrated_chip_reloads_identically(hf_smollm, tmp_path,
-                                                                                             capsys):
-    """Distillation on a 6-bit-ADC chip tunes the block's A and b only; the chip record then
-    carries the block, and loading it again gives the same logits; TSB on and off differ."""
-    import copy
-
-    from cim_backend.distill import DistillConfig
-
-    from assistant.commands import cim
-    from assistant.learn.cim_corpus import calibration_text
-    from assistant.models.catalog import resolve_model, sha256_file
-    from assistant.models.cim_chip import ChipRecord, ChipSpec, load_chip_engine, program_chip, save_calibration
-    from assistant.models.cim_tsb import calibrate_tsb
-    from assistant.settings import Settings
-
-    model, tokenizer = hf_smollm
-    settings = Settings(home=tmp_path)
-    resolved = resolve_model("default", settings)
-    spec = ChipSpec(model=resolved.name, model_sha256=sha256_file(resolved.path), adc_bits=6, sigma_rel=0.05, seed=3)
-    record, engine = program_chip(settings, spec, 2, loaded=(copy.deepcopy(model), tokenizer))
-    assert record.adc_ranges and all(0 < r <= 1 for r in record.adc_ranges.values())
+    engine, record = load_chip_engine(settings, "default", 2, loaded=(copy.deepcopy(model), tokenizer))
     before = {k: v.clone() for k, v in engine.net.state_dict().items()}
     text = calibration_text(tokenizer, settings, window=16, train_windows=2, val_windows=1)
     assert text.source == "shipped"
@@ -221,22 +192,28 @@ def test_tsb_calibration_changes_only_the_block_and_the_calibrated_chip_reloads_
     assert new and all("block." in k or k.endswith("_proj.input_range") for k in new)
     block = engine.block
     assert float(block.chip_weight.detach().abs().sum()) > 0 and len({id(m.block) for m in engine.net.modules()
-                                                              if hasattr(m, "exact_residual")}) == 1
-    record = save_calibration(settings, record, engine, result.best_val_kl, text.source)
+                                                                       if hasattr(m, "exact_residual")}) == 1
+    save_calibration(settings, record, engine, result.best_val_kl, text.source)
 
     reloaded, stored = load_chip_engine(settings, "default", 2, loaded=(copy.deepcopy(model), tokenizer))
     assert stored.tsb is not None and reloaded.describe()["tsb"] is True
     tokens = engine.tokenize("The passport is in the grey folder")
     logits = []
     for e in (engine, reloaded):
-        torch.manual_seed(0)
+        torch.manual_seed(0)  # the read noise of this one forward
         logits.append(torch.tensor(e.logits(tokens)))
     assert torch.equal(logits[0], logits[1])
     with reloaded.variant("cim"):
         torch.manual_seed(0)
         assert not torch.equal(torch.tensor(reloaded.logits(tokens)), logits[0])
-    assert cim.main(["status", "--home", str(tmp_path)]) == 0
+    assert cim.main(["status", *home]) == 0
     assert "TSB 64x64" in capsys.readouterr().out
+
+    path = ChipRecord.path_for(settings.layout, "smollm2-135m-instruct")
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "spec": {**data["spec"], "model_sha256": "0" * 64}}))
+    with pytest.raises(InvalidRequestError, match="changed since its chip was programmed"):
+        load_chip_engine(settings, "default", 2, loaded=(copy.deepcopy(model), tokenizer))
 
 
 def test_cim_eval_measures_digital_chip_and_tsb_on_held_out_text(hf_smollm, tmp_path):
