@@ -11,7 +11,7 @@ LLAMA_BUILD_KEY := $(shell deploy/build-llama.sh --print-key)
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
-.PHONY: run test test-fast install install-dev bench bench-quick bench-serving bench-adapters bench-cim aihwkit cim-reproduce llama-server clean
+.PHONY: run test test-fast install install-dev bench bench-quick bench-serving bench-adapters bench-cim aihwkit cim-reproduce cim-eval llama-server clean
 
 $(VENV)/.llama-built-$(LLAMA_BUILD_KEY):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ bench-cim: aihwkit
 # local Dask workers, resumable): its committed results are what benchmarks/RESULTS.md aggregates.
 cim-reproduce: install-dev
 	$(PY) -m cim_backend.reproduce --out benchmarks/cim/full-run --workers 2
+
+# The language model and the notes encoder on chips, with and without TSB (about 90 minutes here;
+# an empty home, so calibration uses the shipped text, not the notes of whoever runs it).
+cim-eval: install-dev
+	ASSISTANT_HOME=$$(mktemp -d) $(PY) -m assistant.cli cim eval --out benchmarks/cim/lm-full/cim-eval.json
 
 # llama.cpp's own C++ server, a peer for bench-serving: built from the llama.cpp inside the
 # pinned llama-cpp-python source package, with deploy/build-llama.sh's flags, and cached

@@ -32,7 +32,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "forget": ("assistant.commands.forget", "remove an indexed folder"),
     "learn": ("assistant.commands.learn", "train a LoRA adapter on the indexed notes"),
     "adapters": ("assistant.commands.adapters", "list adapter versions or activate one"),
-    "cim": ("assistant.commands.cim", "the simulated NVCIM accelerator (cim reproduce)"),
+    "cim": ("assistant.commands.cim", "the simulated NVCIM accelerator (program, calibrate, status, eval, compare, reproduce)"),
     "doctor": ("assistant.commands.doctor", "check this device, models, index and server"),
     "calibrate": ("assistant.commands.calibrate", "measure each strategy on this device for the router"),
     "bench": ("assistant.commands.bench", "benchmarks on this device (bench study: the trade-off study)"),
