@@ -46,8 +46,8 @@ class EvalPlan:
 
     @classmethod
     def quick(cls) -> "EvalPlan":
-        """One chip per level, a one-minute calibration, fewer windows (a smoke run, no CI)."""
-        return cls(chips=1, budget_s=60.0, eval_windows=4, train_windows=12, val_windows=2, encoder_budget_s=15.0,
+        """One chip per level, 45-second calibrations, fewer windows (a smoke run, no CI)."""
+        return cls(chips=1, budget_s=45.0, eval_windows=4, train_windows=12, val_windows=2, encoder_budget_s=15.0,
                    swv_multiples=(10,))
 
     def chip_config(self, sigma: float, seed: int, model: str = "", digest: str = ""):
