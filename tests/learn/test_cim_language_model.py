@@ -163,12 +163,12 @@ def test_a_programmed_and_calibrated_chip_reloads_bit_identically(hf_smollm, tmp
     home = ["--home", str(tmp_path)]
     assert cim.main(["status", *home]) == 1
     assert "run 'assistant cim program' first" in capsys.readouterr().err
-    assert cim.main(["program", "--adc-bits", "6", "--sigma", "0.05", "--seed", "5", "--n-threads", "2", *home]) == 0
+    assert cim.main(["program", "--adc-bits", "6", "--sigma", "0.05", "--seed", "3", "--n-threads", "2", *home]) == 0
     shown = capsys.readouterr().out
-    assert "seed 5" in shown and "write-verified" in shown and "uJ" in shown and "no TSB" in shown
+    assert "seed 3" in shown and "write-verified" in shown and "uJ" in shown and "no TSB" in shown
     settings = Settings(home=tmp_path)
     record = ChipRecord.load(settings.layout, "smollm2-135m-instruct")
-    assert record is not None and record.spec.seed == 5 and record.weights > 100_000_000 and record.pulses > 0
+    assert record is not None and record.spec.seed == 3 and record.weights > 100_000_000 and record.pulses > 0
     assert len(record.input_ranges) == 210 and all(r > 0 for r, _ in record.input_ranges.values())
     assert len(record.adc_ranges) == 210 and all(0 < r <= 1 for r in record.adc_ranges.values())
     assert cim.main(["status", "--json", *home]) == 0
@@ -180,7 +180,9 @@ def test_a_programmed_and_calibrated_chip_reloads_bit_identically(hf_smollm, tmp
     text = calibration_text(tokenizer, settings, window=16, train_windows=2, val_windows=1)
     assert text.source == "shipped"
     result = calibrate_tsb(engine, text, DistillConfig(max_steps=2, eval_every=1, lr=0.01), width=64)
-    assert result.steps == 2
+    # Chip 3 improves on validation within two steps (seeded; another chip may keep the
+    # identity, which best-by-validation then rightly keeps: the block below would be zero).
+    assert result.steps == 2 and result.best_step > 0 and result.best_val_kl < result.initial_val_kl
     after = engine.net.state_dict()
     # Every projection now sits inside its TSB site, under ".layer" (the site's own range takes
     # the projection's old "input_range" name).
