@@ -18,7 +18,7 @@ from torch import nn
 from .config import CIMConfig
 from .errors import CIMConfigError
 from .layers import CIMConv2d, CIMLayer, CIMLinear, Mode
-from .programming import program_tensor
+from .programming import ProgrammedTensor, program_tensor, verify_programmed
 
 
 def _replace_children(module: nn.Module, fn, include: Callable[[str], bool] | None = None, prefix: str = "") -> None:
@@ -153,6 +153,34 @@ def program_model(
         pulses += float(pt.pulses.mean())
         reads += float(pt.verify_reads.mean())
     return ProgramReport(len(list(chip_ids)), weights, verified, pulses, reads)
+
+
+def verify_selected(model: nn.Module, verify_masks: dict[str, torch.Tensor], seed: int) -> dict[str, ProgrammedTensor]:
+    """On a model programmed with ``seed`` and no write-verify, write-verify the weights each
+    mask selects (:func:`cim_backend.programming.verify_programmed`: the chip that programming
+    with these ``verify_masks`` and ``compact_verify`` gives, without programming every device
+    again). Returns the changed layers' previous programming, for :func:`restore_programmed`."""
+    layers = dict(cim_layers(model))
+    unknown = set(verify_masks) - set(layers)
+    if unknown:
+        raise CIMConfigError(f"verify masks for unknown layers: {sorted(unknown)}")
+    previous = {}
+    for name, mask in verify_masks.items():
+        layer = layers[name]
+        if layer.programmed is None:
+            raise CIMConfigError(f"{name}: not programmed")
+        previous[name] = layer.programmed
+        layer.programmed = verify_programmed(layer.programmed, mask, seed)
+        layer.set_readback(None)
+    return previous
+
+
+def restore_programmed(model: nn.Module, previous: dict[str, ProgrammedTensor]) -> None:
+    """Put back the programming :func:`verify_selected` returned."""
+    layers = dict(cim_layers(model))
+    for name, programmed in previous.items():
+        layers[name].programmed = programmed
+        layers[name].set_readback(None)
 
 
 def repeat_for_chips(x: torch.Tensor, chips: int) -> torch.Tensor:

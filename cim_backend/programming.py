@@ -19,7 +19,7 @@ on or off leaves every other random draw unchanged.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -40,6 +40,10 @@ def chip_generator(seed: int, chip: int, layer_key: int) -> torch.Generator:
 # and of every layer key (unlike ``layer_key + offset``, which could hit another layer's key).
 FAULT_STREAM = 1
 DRIFT_STREAM = 2
+# The compact write-verify loop draws from its own stream, so that verifying weights of a chip
+# already programmed without verification (:func:`verify_programmed`) lands exactly where
+# verifying them while programming would have.
+VERIFY_STREAM = 3
 
 
 def stream_generator(seed: int, chip: int, layer_key: int, stream: int) -> torch.Generator:
@@ -216,31 +220,42 @@ def _program_one_chip(
     config: CIMConfig,
     gen: torch.Generator,
     faults: tuple[torch.Tensor, torch.Tensor] | None = None,
-    compact: bool = False,
+    verify_gen: torch.Generator | None = None,
 ):
     """Program chip ``k`` (index into batched targets, or 0): one shot, then write-verify
-    (``compact``: see :func:`write_verify`).
+    (with ``verify_gen``: the compact loop of :func:`write_verify` on that stream; without:
+    the full loop, continuing ``gen``).
 
     ``faults`` is the chip's ``(stuck_on, stuck_off)`` device masks (:func:`draw_stuck_faults`).
     """
     tg = targets.g[k if targets.g.shape[0] > 1 else 0]
     sigma = config.device.variation.level_sigma(tg, config.sigma_rel)
-    g = tg + sigma * torch.randn(tg.shape, generator=gen) if config.sigma_rel > 0 else tg.clone()
+    # In place (one new tensor per chip, not three): a language model's chip is 425M devices.
+    g = torch.randn(tg.shape, generator=gen).mul_(sigma).add_(tg) if config.sigma_rel > 0 else tg.clone()
     if config.clips:
-        g = g.clamp(0.0, 1.0)
+        g.clamp_(0.0, 1.0)
     stuck = None
     if faults is not None:
         on, off = faults
         g = torch.where(on, 1.0, torch.where(off, 0.0, g))
         stuck = on | off
-    m = mask[k if mask.shape[0] > 1 else 0]
+    g, pulses, reads = _verify_chip(g, tg, mask[k if mask.shape[0] > 1 else 0], sigma, config,
+                                    verify_gen or gen, stuck, compact=verify_gen is not None)
+    return g, float(tg.numel() + pulses), reads
+
+
+def _verify_chip(g, tg, m, sigma, config: CIMConfig, gen, stuck, compact: bool) -> tuple[torch.Tensor, float, float]:
+    """Write-verify the devices of the weights in ``m`` on one chip: new conductances,
+    corrective pulses and verify reads."""
+    if not bool(m.any()):  # nothing to verify: skip the loop's full-size bookkeeping tensors
+        return g, 0.0, 0.0
     dev_mask = m.view(1, 1, *m.shape).expand_as(tg)
     wv = config.write_verify
     g, pulses, reads = write_verify(
         g, tg, dev_mask, sigma * wv.step_sigma_factor, wv.tolerance(config.sigma_rel), config.read_sigma_rel, wv, gen,
         clip=config.clips, stuck=stuck, compact=compact,
     )
-    return g, float(tg.numel() + pulses.sum()), float(reads.sum())
+    return g, float(pulses.sum()), float(reads.sum())
 
 
 def program_tensor(
@@ -269,8 +284,9 @@ def program_tensor(
     gs, pulses, reads, stuck = [], [], [], []
     for k, chip in enumerate(chip_ids):
         faults = draw_stuck_faults(targets.g.shape[1:], config, fault_generator(seed, chip, layer_key))
+        verify_gen = stream_generator(seed, chip, layer_key, VERIFY_STREAM) if compact_verify else None
         g, p, r = _program_one_chip(targets, k, mask, config, chip_generator(seed, chip, layer_key), faults,
-                                    compact_verify)
+                                    verify_gen)
         gs.append(g)
         pulses.append(p)
         reads.append(r)
@@ -279,7 +295,7 @@ def program_tensor(
     return ProgrammedTensor(
         config=config,
         targets=targets,
-        g=torch.stack(gs),
+        g=gs[0].unsqueeze(0) if len(gs) == 1 else torch.stack(gs),
         verified=mask,
         pulses=torch.tensor(pulses, dtype=torch.float64),
         verify_reads=torch.tensor(reads, dtype=torch.float64),
@@ -287,6 +303,27 @@ def program_tensor(
         layer_key=layer_key,
         stuck=torch.stack(stuck) if stuck else None,
     )
+
+
+def verify_programmed(pt: ProgrammedTensor, verify_mask: torch.Tensor, seed: int) -> ProgrammedTensor:
+    """The chips of ``pt`` (programmed without write-verify, with ``seed``) after write-verifying
+    the weights in ``verify_mask`` (one mask for every chip): exactly what
+    ``program_tensor(..., verify_mask=verify_mask, compact_verify=True)`` would have programmed,
+    without programming every device again. ``pt`` itself is left as it was."""
+    if bool(pt.verified.any()):
+        raise CIMConfigError("verify_programmed takes chips programmed without write-verify")
+    mask = _device_mask(verify_mask, pt.targets, pt.chips, batched=False)
+    gs, pulses, reads = [], pt.pulses.clone(), pt.verify_reads.clone()
+    for k, chip in enumerate(pt.chip_id_list()):
+        tg = pt.targets.g[k if pt.targets.g.shape[0] > 1 else 0]
+        sigma = pt.config.device.variation.level_sigma(tg, pt.config.sigma_rel)
+        stuck = None if pt.stuck is None else pt.stuck[k]
+        g, p, r = _verify_chip(pt.g[k], tg, mask[0], sigma, pt.config,
+                               stream_generator(seed, chip, pt.layer_key, VERIFY_STREAM), stuck, compact=True)
+        gs.append(g)
+        pulses[k] += p
+        reads[k] += r
+    return replace(pt, g=torch.stack(gs), verified=mask, pulses=pulses, verify_reads=reads, _effective=None)
 
 
 def read_back(pt: ProgrammedTensor, seed: int) -> torch.Tensor:

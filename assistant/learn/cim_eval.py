@@ -2,10 +2,11 @@
 
 For every variation level and chip seed: program the chip, measure held-out cross-entropy
 (the shipped text's evaluation part, which nothing calibrates or tunes on) for the chip
-without TSB, calibrate the TSB (distillation on the calibration part, best state chosen on the
-validation part) and measure again; then, on a fresh copy of the same chip, the digital-only
-baseline: only the RMSNorm gains tuned with the same distillation for the same number of
-steps. Recovery = (CE_cim - CE_tsb) / (CE_cim - CE_digital), per chip, with its mean and a
+without TSB and with selective write-verify of 1, 10 and 100 times the TSB's weights (verified
+on that chip, then undone), calibrate the TSB (distillation on the calibration part, best state
+chosen on the validation part) and measure again; then, on the same chip with its TSB off, the
+digital-only baseline: only the RMSNorm gains tuned with the same distillation for the same
+number of steps. Recovery = (CE_cim - CE_tsb) / (CE_cim - CE_digital), per chip, with its mean and a
 bootstrap 95% interval over chips, at the levels where the chip costs at least 0.1 nats on
 validation text. Chips run one at a time (a chip holds ~425M conductances).
 """
@@ -84,19 +85,13 @@ class EvalReport:
 
 
 def cross_entropy(engine, windows, variant: str, seed: int = 0) -> float:
-    """Mean next-token cross-entropy over ``windows`` as ``variant`` runs them (read noise seeded)."""
+    """Mean next-token cross-entropy over ``windows`` (one batch) as ``variant`` runs them
+    (read noise seeded)."""
     import torch
-    import torch.nn.functional as F
 
-    total, count = 0.0, 0
     with engine.variant(variant), torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        for row in windows:
-            x = row.unsqueeze(0)
-            logits = engine.net(x).logits[0, :-1]
-            total += float(F.cross_entropy(logits, x[0, 1:], reduction="sum"))
-            count += x.shape[1] - 1
-    return total / count
+        return float(_lm_loss(engine.net, windows))
 
 
 def _norm_gains(engine) -> list:
@@ -131,25 +126,60 @@ def swv_scores(model, windows) -> dict:
     return scores
 
 
-def _baselines(chip, text, evaluation, plan: EvalPlan, steps: int, seed: int, scores: dict, say):
-    """On fresh copies of the same chip: norm gains tuned with TSB's distillation for its
-    number of ``steps``, and selective write-verify at each multiple of TSB's weights."""
-    from cim_backend.distill import DistillConfig
+def _selective_write_verify(engine, evaluation, plan: EvalPlan, scores: dict, say) -> dict[int, float]:
+    """Held-out CE of the chip (no TSB) with each multiple of TSB's weights write-verified as
+    well, the most important first (each undone before the next)."""
     from cim_backend.selective import top_k_masks
 
-    say(f"the norm-gains-only baseline ({steps} steps)")
-    baseline = chip()
-    tune_on_chip(baseline, text, DistillConfig(lr=plan.lr, budget_s=math.inf, max_steps=max(steps, 1), seed=seed),
-                 lambda: _norm_gains(baseline))
-    ce_norm = cross_entropy(baseline, evaluation, "cim")
-    del baseline
     ce_swv = {}
     for multiple in plan.swv_multiples:
         say(f"selective write-verify of {multiple}x the TSB's weights")
-        swv = chip(top_k_masks(scores, multiple * plan.width ** 2))
-        ce_swv[multiple] = cross_entropy(swv, evaluation, "cim")
-        del swv
-    return ce_norm, ce_swv
+        with engine.write_verified(top_k_masks(scores, multiple * plan.width ** 2)):
+            ce_swv[multiple] = cross_entropy(engine, evaluation, "cim")
+    return ce_swv
+
+
+def _norm_gains_only(engine, text, evaluation, plan: EvalPlan, steps: int, seed: int, say) -> float:
+    """Held-out CE of the chip with its TSB off and only the norm gains tuned, with TSB's
+    distillation (same text, read-back and learning rate) for its number of ``steps``."""
+    from cim_backend.distill import DistillConfig
+
+    say(f"the norm-gains-only baseline ({steps} steps)")
+    with engine.variant("cim"):
+        tune_on_chip(engine, text, DistillConfig(lr=plan.lr, budget_s=math.inf, max_steps=max(steps, 1), seed=seed),
+                     lambda: _norm_gains(engine))
+    return cross_entropy(engine, evaluation, "cim")
+
+
+def _one_chip(report: Optional[EvalReport], plan: EvalPlan, sigma: float, seed: int, resolved, digest: str, loaded,
+              n_threads: int, text, evaluation, scores: dict, say) -> EvalReport:
+    """Program chip ``seed`` at ``sigma`` and measure it: without TSB, with selective
+    write-verify (undone after each), with its calibrated TSB, then with the TSB off and only
+    the norm gains tuned. Adds a :class:`ChipResult` to ``report``
+    (made on the first chip, with the digital figures)."""
+    from cim_backend.distill import DistillConfig
+
+    from assistant.models.cim_engine import CIMEngine
+
+    model, tokenizer = loaded
+    engine = CIMEngine(resolved, plan.chip_config(sigma, seed, resolved.name, digest), None, n_threads,
+                       seed=seed, loaded=(copy.deepcopy(model), tokenizer))
+    if report is None:
+        report = EvalReport(asdict(plan), cross_entropy(engine, evaluation, "digital"),
+                            cross_entropy(engine, text.val, "digital"))
+    say("measuring without TSB")
+    ce_cim, val_cim = cross_entropy(engine, evaluation, "cim"), cross_entropy(engine, text.val, "cim")
+    ce_swv = _selective_write_verify(engine, evaluation, plan, scores, say)
+    say(f"calibrating the TSB ({plan.budget_s:.0f} s budget)")
+    result = calibrate_tsb(engine, text, DistillConfig(lr=plan.lr, budget_s=plan.budget_s, max_steps=plan.max_steps,
+                                                       seed=seed), plan.width)
+    ce_tsb = cross_entropy(engine, evaluation, "cim+tsb")
+    verified = (engine.program.verified_weights + plan.width ** 2) / (engine.program.weights + plan.width ** 2)
+    ce_norm = _norm_gains_only(engine, text, evaluation, plan, result.steps, seed, say)
+    report.chips_run.append(ChipResult(sigma, seed, ce_cim, ce_tsb, ce_norm, val_cim, result.steps, result.seconds,
+                                       verified, ce_swv))
+    say(f"CE digital {report.ce_digital:.3f}, chip {ce_cim:.3f}, chip+TSB {ce_tsb:.3f}, norm gains {ce_norm:.3f}")
+    return report
 
 
 def run_eval(settings, model_name: str, plan: EvalPlan, n_threads: int, loaded=None,
@@ -157,10 +187,7 @@ def run_eval(settings, model_name: str, plan: EvalPlan, n_threads: int, loaded=N
     """Measure ``plan`` on the served model; ``loaded`` = ``(torch model, tokenizer)`` to reuse."""
     import torch
 
-    from cim_backend.distill import DistillConfig
-
     from assistant.models.catalog import resolve_model, sha256_file
-    from assistant.models.cim_engine import CIMEngine
     from assistant.models.hf_model import load_hf_model
 
     say = progress or (lambda _: None)
@@ -175,30 +202,8 @@ def run_eval(settings, model_name: str, plan: EvalPlan, n_threads: int, loaded=N
     scores = swv_scores(model, text.train[:4]) if plan.swv_multiples else {}
     for sigma in plan.sigmas:
         for seed in range(plan.chips):
-            config = plan.chip_config(sigma, seed, resolved.name, digest)
-
-            def chip(verify_masks=None) -> CIMEngine:
-                return CIMEngine(resolved, config, None, n_threads, seed=seed,
-                                 loaded=(copy.deepcopy(model), tokenizer), verify_masks=verify_masks)
-
-            engine = chip()
-            if report is None:
-                report = EvalReport(asdict(plan), cross_entropy(engine, evaluation, "digital"),
-                                    cross_entropy(engine, text.val, "digital"))
-            say(f"sigma {sigma:g} chip {seed}: measuring without TSB")
-            ce_cim, val_cim = cross_entropy(engine, evaluation, "cim"), cross_entropy(engine, text.val, "cim")
-            cfg = DistillConfig(lr=plan.lr, budget_s=plan.budget_s, max_steps=plan.max_steps, seed=seed)
-            say(f"sigma {sigma:g} chip {seed}: calibrating the TSB ({plan.budget_s:.0f} s budget)")
-            result = calibrate_tsb(engine, text, cfg, plan.width)
-            ce_tsb = cross_entropy(engine, evaluation, "cim+tsb")
-            verified = (engine.program.verified_weights + plan.width ** 2) / (engine.program.weights + plan.width ** 2)
-            del engine
-            ce_norm, ce_swv = _baselines(chip, text, evaluation, plan, result.steps, seed, scores,
-                                         lambda line: say(f"sigma {sigma:g} chip {seed}: {line}"))
-            report.chips_run.append(ChipResult(sigma, seed, ce_cim, ce_tsb, ce_norm, val_cim, result.steps,
-                                               result.seconds, verified, ce_swv))
-            say(f"sigma {sigma:g} chip {seed}: CE digital {report.ce_digital:.3f}, chip {ce_cim:.3f}, "
-                f"chip+TSB {ce_tsb:.3f}, norm gains {ce_norm:.3f}")
+            report = _one_chip(report, plan, sigma, seed, resolved, digest, (model, tokenizer), n_threads, text,
+                               evaluation, scores, lambda line, sg=sigma, sd=seed: say(f"sigma {sg:g} chip {sd}: {line}"))
     report.seconds = time.perf_counter() - start
     return report
 

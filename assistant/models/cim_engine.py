@@ -77,12 +77,12 @@ class CIMEngine(GenerationEngine):
     """One model on one programmed chip; generates for one request at a time."""
 
     def __init__(self, model: ResolvedModel, config, n_ctx: Optional[int], n_threads: int, seed: int = 0,
-                 loaded=None, measured: Optional[ChipMeasurements] = None, verify_masks: Optional[dict] = None):
+                 loaded=None, measured: Optional[ChipMeasurements] = None):
         """Load ``model`` into torch (or take ``loaded`` = ``(torch_model, tokenizer)``, which is
         converted in place), map its projections with ``config`` (a ``cim_backend`` CIMConfig),
         set the DAC and ADC ranges on text (:meth:`range_inputs`; or take a stored chip's ``measured``
-        ones), program chip ``seed`` (write-verifying the weights ``verify_masks`` selects, by
-        layer name: the selective write-verify baseline) and install the chip's TSB when it has one."""
+        ones), program chip ``seed`` (no weight write-verified; see :meth:`write_verified`) and
+        install the chip's TSB when it has one."""
         from cim_backend.network import convert, program_model
 
         from assistant.models.hf_model import load_hf_model
@@ -98,7 +98,7 @@ class CIMEngine(GenerationEngine):
         limit = getattr(self.net.config, "max_position_embeddings", None) or 2048
         self.n_ctx = min(n_ctx or limit, limit)  # None: the model's own context
         self._set_input_ranges(measured.input_ranges if measured else None)
-        self.program = program_model(self.net, [seed], seed=seed, verify_masks=verify_masks, compact_verify=True)
+        self.program = program_model(self.net, [seed], seed=seed)
         self._set_adc_ranges(measured.adc_ranges if measured else None)
         self.block = None  # the TSB, once calibrated or installed
         if measured is not None and measured.tsb is not None:
@@ -163,6 +163,29 @@ class CIMEngine(GenerationEngine):
         adc = {} if self.config.adc_bits is None else {name: layer.cim_config.adc_range for name, layer in layers}
         return ChipMeasurements({name: (float(layer.input_range), bool(layer.input_signed)) for name, layer in layers},
                                 adc, tsb_state(self) if self.block is not None else None)
+
+    @contextmanager
+    def write_verified(self, masks: dict) -> Iterator[None]:
+        """Inside: this chip with the weights ``masks`` selects (by layer name) write-verified
+        as well, as programming it with them verified would have made it (the selective
+        write-verify baseline), its ADC ranges set again on the new partial sums; after: the
+        chip as it was. Only before a TSB is installed."""
+        from cim_backend.adc_calibration import set_adc_ranges
+        from cim_backend.network import restore_programmed, verify_selected
+
+        if self.block is not None:
+            raise InvalidRequestError("selective write-verify is measured on a chip without its TSB", param="chip")
+        adc_ranges = self.measurements().adc_ranges
+        with self._lock:
+            previous = verify_selected(self.net, masks, self.seed)
+            self._set_adc_ranges(None)
+        try:
+            yield
+        finally:
+            with self._lock:
+                restore_programmed(self.net, previous)
+                if adc_ranges:
+                    set_adc_ranges(self.net, adc_ranges)
 
     @contextmanager
     def variant(self, name: str) -> Iterator[None]:

@@ -12,9 +12,9 @@ from cim_backend.cost import devices_per_chip, expected_verify_cost, programming
 from cim_backend.devices import PCM, RRAM, DeviceModel
 from cim_backend.errors import CIMConfigError
 from cim_backend.mapping import to_device_targets
-from cim_backend.network import convert
+from cim_backend.network import cim_layers, convert
 from cim_backend.programming import (
-    chip_generator, draw_stuck_faults, fault_generator, program_tensor, read_back, write_verify,
+    chip_generator, draw_stuck_faults, fault_generator, program_tensor, read_back, verify_programmed, write_verify,
 )
 
 
@@ -286,3 +286,44 @@ def test_compact_write_verify_touches_only_the_masked_devices_with_the_same_stat
     unverified = (full.g[0] - target)[~devices].std()
     assert float(err(compact).std()) < 0.5 * float(unverified)
     assert abs(float(compact.pulses[0] / full.pulses[0]) - 1) < 0.02
+
+
+def test_verifying_a_programmed_chip_equals_programming_it_with_those_weights_verified():
+    """Selective write-verify measured on one chip at several budgets verifies the chip already
+    programmed: the same conductances, pulses and reads as programming it again with the mask,
+    with stuck faults too; a chip that was verified already is refused."""
+    cfg = CIMConfig(per_channel_scales=True, stuck_on_rate=0.01).with_sigma(0.1)
+    w = torch.randn(32, 80, generator=torch.Generator().manual_seed(1))
+    mask = torch.zeros_like(w, dtype=torch.bool)
+    mask.view(-1)[torch.randperm(w.numel(), generator=torch.Generator().manual_seed(2))[:500]] = True
+    plain = program_tensor(w, cfg, [0, 4], 7, layer_key=5, compact_verify=True)
+    later = verify_programmed(plain, mask, seed=7)
+    direct = program_tensor(w, cfg, [0, 4], 7, layer_key=5, verify_mask=mask, compact_verify=True)
+    assert torch.equal(later.g, direct.g) and not torch.equal(later.g, plain.g)
+    assert torch.equal(later.pulses, direct.pulses) and torch.equal(later.verify_reads, direct.verify_reads)
+    assert torch.equal(later.verified, direct.verified) and not bool(plain.verified.any())  # plain is untouched
+    with pytest.raises(CIMConfigError):
+        verify_programmed(direct, mask, seed=7)
+
+
+def test_verify_selected_changes_only_the_masked_layers_and_restores():
+    from cim_backend.network import calibrate_input_ranges, program_model, restore_programmed, verify_selected
+
+    torch.manual_seed(0)
+    net = convert(torch.nn.Sequential(torch.nn.Linear(20, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)),
+                  CIMConfig(per_channel_scales=True).with_sigma(0.1))
+    x = torch.randn(5, 20)
+    calibrate_input_ranges(net, x)
+    program_model(net, [0], seed=3, compact_verify=True)
+    before = {name: layer.programmed for name, layer in cim_layers(net)}
+    previous = verify_selected(net, {"0": torch.ones(16, 20, dtype=torch.bool)}, seed=3)
+    assert set(previous) == {"0"} and previous["0"] is before["0"]
+    layers = dict(cim_layers(net))
+    assert layers["2"].programmed is before["2"] and bool(layers["0"].programmed.verified.all())
+    assert float((layers["0"].programmed.effective()[0] - layers["0"].weight).abs().mean()) < \
+        float((before["0"].effective()[0] - layers["0"].weight).abs().mean())
+    restore_programmed(net, previous)
+    assert all(layer.programmed is before[name] for name, layer in cim_layers(net))
+    with pytest.raises(CIMConfigError):
+        verify_selected(net, {"9": torch.ones(1, dtype=torch.bool)}, seed=3)
+    assert net(x).shape == (5, 4)
