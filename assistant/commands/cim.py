@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, required=True, help="JSON to write (a PNG is written beside it)")
     evaluate.add_argument("--chips", type=int, default=None, help="chips per variation level (default 5; quick 1)")
     evaluate.add_argument("--sigmas", default=None, help="variation levels, comma-separated (default 0.05,0.1)")
-    evaluate.add_argument("--budget", type=float, default=None, help="calibration seconds per chip (180; quick 45)")
+    evaluate.add_argument("--budget", type=float, default=None, help="calibration seconds per chip (100; quick 30)")
     evaluate.add_argument("--adc-bits", default="6", help="ADC bits, or 'ideal' (default 6)")
     parts = evaluate.add_mutually_exclusive_group()
     parts.add_argument("--encoder-only", action="store_true", help="only the notes encoder's retrieval on chips")

@@ -31,7 +31,7 @@ class EvalPlan:
 
     sigmas: tuple[float, ...] = (0.05, 0.1)
     chips: int = 5
-    budget_s: float = 180.0
+    budget_s: float = 100.0
     eval_windows: int = 8
     window: int = 64
     train_windows: int = 24
@@ -47,8 +47,8 @@ class EvalPlan:
 
     @classmethod
     def quick(cls) -> "EvalPlan":
-        """One chip per level, 45-second calibrations, fewer windows (a smoke run, no CI)."""
-        return cls(chips=1, budget_s=45.0, eval_windows=4, train_windows=12, val_windows=2, encoder_budget_s=15.0,
+        """One chip per level, 30-second calibrations, fewer windows (a smoke run, no CI)."""
+        return cls(chips=1, budget_s=30.0, eval_windows=2, train_windows=12, val_windows=2, encoder_budget_s=10.0,
                    swv_multiples=(10,))
 
     def chip_config(self, sigma: float, seed: int, model: str = "", digest: str = ""):

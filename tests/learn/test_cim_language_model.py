@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from cim_backend.config import CIMConfig, ideal_config
-from cim_backend.layers import CIMLinear
 from cim_backend.network import calibrate_input_ranges, cim_layers, convert, program_model
 
 pytestmark = pytest.mark.slow
@@ -20,8 +19,15 @@ def _projections(name: str) -> bool:
     return name.rsplit(".", 1)[-1] in PROJECTIONS
 
 
-def _on_chip(model: nn.Module, config: CIMConfig, ids: torch.Tensor) -> nn.Module:
-    cim = convert(model, config, include=_projections)
+def _first_layers(name: str) -> bool:
+    """The projections of the first six of the 30 decoder layers (enough to tell per-tensor
+    from per-channel scales at a fifth of the cost of the whole model)."""
+    parts = name.split(".")
+    return _projections(name) and "layers" in parts and int(parts[parts.index("layers") + 1]) < 6
+
+
+def _on_chip(model: nn.Module, config: CIMConfig, ids: torch.Tensor, include=_projections) -> nn.Module:
+    cim = convert(model, config, include=include)
     calibrate_input_ranges(cim, ids)
     program_model(cim, [0], seed=0)
     return cim
@@ -37,30 +43,18 @@ def _kl(logits: torch.Tensor, reference: torch.Tensor) -> float:
     return float(F.kl_div(logits.log_softmax(-1), reference.log_softmax(-1), log_target=True, reduction="sum"))
 
 
-def test_an_ideal_chip_generates_the_digital_greedy_tokens(hf_smollm):
-    model, tokenizer = hf_smollm
-    ids = tokenizer("The capital of France is", return_tensors="pt").input_ids
-    cim = _on_chip(model, ideal_config(), ids)
-    layers = [name for name, _ in cim_layers(cim)]
-    assert len(layers) == 30 * 7 and all(_projections(name) for name in layers)
-    assert type(cim.lm_head) is nn.Linear and not isinstance(cim.lm_head, CIMLinear)  # the LM head stays digital
-    with torch.no_grad():
-        digital = model.generate(ids, max_new_tokens=12, do_sample=False)
-        on_chip = cim.generate(ids, max_new_tokens=12, do_sample=False)
-    assert torch.equal(on_chip, digital)
-
-
 def test_per_channel_scales_keep_4_bit_weights_close_and_variation_moves_the_logits(hf_smollm):
     model, tokenizer = hf_smollm
     ids = tokenizer("The capital of France is", return_tensors="pt").input_ids
     reference = _last_logits(model, ids)
     quiet = {"programming_variation": False, "read_noise": False}
-    per_tensor = _kl(_last_logits(_on_chip(model, CIMConfig(**quiet), ids), ids), reference)
-    per_channel_chip = _on_chip(model, CIMConfig(**quiet, per_channel_scales=True), ids)
+    per_tensor = _kl(_last_logits(_on_chip(model, CIMConfig(**quiet), ids, _first_layers), ids), reference)
+    per_channel_chip = _on_chip(model, CIMConfig(**quiet, per_channel_scales=True), ids, _first_layers)
     per_channel = _kl(_last_logits(per_channel_chip, ids), reference)
-    # Measured: ~8.3 nats per tensor (the model is wrecked) against ~0.84 per channel.
+    # Measured on all 30 layers: ~8.3 nats per tensor (the model is wrecked) against ~0.84 per
+    # channel; on the first six: PER_TENSOR vs PER_CHANNEL.
     assert per_tensor > 4 * per_channel
-    noisy = _on_chip(model, CIMConfig(per_channel_scales=True, output_referred_read_noise=True), ids)
+    noisy = _on_chip(model, CIMConfig(per_channel_scales=True, output_referred_read_noise=True), ids, _first_layers)
     assert _kl(_last_logits(noisy, ids), _last_logits(per_channel_chip, ids)) > 0.1
 
 
@@ -104,6 +98,9 @@ def test_cim_engine_on_an_ideal_chip_streams_the_digital_greedy_answer(cim_engin
     assert "Paris" in text
     assert stats.prompt_tokens == len(prompt.tokens) and 0 < stats.completion_tokens <= 16
     assert engine.describe()["backend"] == "cim" and engine.describe()["chip"]["weights"] > 100_000_000
+    layers = [name for name, _ in cim_layers(engine.net)]  # the 210 projections on the chip...
+    assert len(layers) == 30 * 7 and all(_projections(name) for name in layers)
+    assert type(engine.net.lm_head) is nn.Linear  # ...and the LM head stays digital
 
 
 def test_cim_engine_sampling_is_seeded_and_stops_as_asked(cim_engines):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import json
 
 import openai
 import pytest
@@ -22,7 +23,7 @@ def _client(server: ServerProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=300)
 
 
-def test_backend_cim_over_http(hf_smollm, tmp_path):
+def test_backend_cim_over_http(hf_smollm, tmp_path, capsys):
     from assistant.models.catalog import resolve_model, sha256_file
     from assistant.models.cim_chip import ChipSpec, program_chip
     from assistant.settings import Settings
@@ -76,3 +77,16 @@ def test_backend_cim_over_http(hf_smollm, tmp_path):
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     finally:
         server.stop()
+
+    # `assistant cim compare`: the same question digitally and on the chip (no TSB calibrated
+    # here, so two answers), through Assistant.ask, with the chip's cost on the chip's answer.
+    from assistant.commands import cim
+
+    gc.collect()
+    assert cim.main(["compare", "Where is the blue bike parked?", "--strategy", "rag", "--max-tokens", "6",
+                     "--json", "--home", str(tmp_path)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    rows = {row["variant"]: row for row in shown["answers"]}
+    assert set(rows) == {"digital", "cim"} and shown["chip_seed"] == 2
+    assert all(row["answer"] and any(p.endswith("bike.md") for p in row["sources"]) for row in rows.values())
+    assert rows["digital"]["energy_uj"] is None and rows["cim"]["energy_uj"] > 0
