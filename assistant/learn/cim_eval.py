@@ -31,7 +31,7 @@ class EvalPlan:
 
     sigmas: tuple[float, ...] = (0.05, 0.1)
     chips: int = 5
-    budget_s: float = 100.0
+    budget_s: float = 180.0
     eval_windows: int = 8
     window: int = 64
     train_windows: int = 24
@@ -126,7 +126,7 @@ def swv_scores(model, windows) -> dict:
     return scores
 
 
-def _selective_write_verify(engine, evaluation, plan: EvalPlan, scores: dict, say) -> dict[int, float]:
+def selective_write_verify(engine, evaluation, plan: EvalPlan, scores: dict, say) -> dict[int, float]:
     """Held-out CE of the chip (no TSB) with each multiple of TSB's weights write-verified as
     well, the most important first (each undone before the next)."""
     from cim_backend.selective import top_k_masks
@@ -169,7 +169,7 @@ def _one_chip(report: Optional[EvalReport], plan: EvalPlan, sigma: float, seed: 
                             cross_entropy(engine, text.val, "digital"))
     say("measuring without TSB")
     ce_cim, val_cim = cross_entropy(engine, evaluation, "cim"), cross_entropy(engine, text.val, "cim")
-    ce_swv = _selective_write_verify(engine, evaluation, plan, scores, say)
+    ce_swv = selective_write_verify(engine, evaluation, plan, scores, say)
     say(f"calibrating the TSB ({plan.budget_s:.0f} s budget)")
     result = calibrate_tsb(engine, text, DistillConfig(lr=plan.lr, budget_s=plan.budget_s, max_steps=plan.max_steps,
                                                        seed=seed), plan.width)
@@ -208,7 +208,7 @@ def run_eval(settings, model_name: str, plan: EvalPlan, n_threads: int, loaded=N
     return report
 
 
-def _mean_ci(values: list[float], seed: int = 0) -> tuple[float, Optional[list[float]]]:
+def mean_ci(values: list[float], seed: int = 0) -> tuple[float, Optional[list[float]]]:
     """Mean and bootstrap 95% interval over chips (None with fewer than two chips)."""
     import numpy as np
 
@@ -250,8 +250,8 @@ def _summarize_lm(report: EvalReport) -> dict:
                     if c.ce_cim - report.ce_digital > 0]
         norm_recovery = [(c.ce_cim - c.ce_norm_only) / (c.ce_cim - report.ce_digital) for c in chips
                          if c.ce_cim - report.ce_digital > 0]
-        mean, ci = _mean_ci(recovery) if recovery else (None, None)
-        norm_mean, norm_ci = _mean_ci(norm_recovery) if norm_recovery else (None, None)
+        mean, ci = mean_ci(recovery) if recovery else (None, None)
+        norm_mean, norm_ci = mean_ci(norm_recovery) if norm_recovery else (None, None)
         mean_ce = lambda key: sum(getattr(c, key) for c in chips) / len(chips)  # noqa: E731
         swv = {}
         for multiple in report.plan["swv_multiples"]:
@@ -259,8 +259,8 @@ def _summarize_lm(report: EvalReport) -> dict:
             rec = [(c.ce_cim - c.ce_swv[multiple]) / (c.ce_cim - report.ce_digital) for c in chips
                    if multiple in c.ce_swv and c.ce_cim - report.ce_digital > 0]
             swv[str(multiple)] = {"ppl": math.exp(sum(values) / len(values)) if values else None,
-                                  "recovery": _mean_ci(rec)[0] if rec and scored else None,
-                                  "recovery_ci95": _mean_ci(rec)[1] if rec and scored else None,
+                                  "recovery": mean_ci(rec)[0] if rec and scored else None,
+                                  "recovery_ci95": mean_ci(rec)[1] if rec and scored else None,
                                   "verified_weights": multiple * report.plan["width"] ** 2}
         levels.append({
             "sigma": sigma, "chips": len(chips), "scored": scored, "validation_gap_nats": gap_val,

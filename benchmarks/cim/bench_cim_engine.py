@@ -1,7 +1,8 @@
 """The CIM engine's own speed: tokens/s of simulated decoding against digital torch and the
 llama.cpp engine, on the same prompt and greedy tokens.
 
-Engines: ``digital`` (the dequantized model in torch, transformers' KV cache, no chip);
+Engines: ``digital`` (the dequantized model in torch, transformers' KV cache, no chip: the
+``cim`` engine run as its ``digital`` variant);
 ``cim`` (its 210 projections on one chip: RRAM, 4-bit weights with per-channel scales, 8-bit
 DAC, output-referred read noise, ideal ADC, sigma 0.02); ``cim-adc`` (the same with a 6-bit
 ADC on the tiled path); ``llama.cpp`` (the served GGUF as the product runs it). Each decodes
@@ -43,8 +44,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _engines(args: argparse.Namespace, loaded) -> dict:
-    """name -> (engine, programming seconds)."""
-    from cim_backend.config import CIMConfig, ideal_config
+    """name -> (engine, programming seconds, the variant it runs as)."""
+    from cim_backend.config import CIMConfig
 
     from assistant.models.catalog import resolve_model
     from assistant.models.cim_engine import CIMEngine
@@ -55,25 +56,29 @@ def _engines(args: argparse.Namespace, loaded) -> dict:
     resolved = resolve_model("default", Settings(home=Path(tempfile.mkdtemp())))
     model, tokenizer = loaded or load_hf_model(resolved.path, args.threads)
     chip = CIMConfig(per_channel_scales=True, output_referred_read_noise=True).with_sigma(0.02)
-    configs = {"digital": ideal_config(), "cim": chip}
+    configs = {"cim": chip}
     if not args.quick:
         configs["cim-adc"] = CIMConfig(**{**chip.__dict__, "adc_bits": 6})
     engines = {}
     for name, config in configs.items():
         start = time.perf_counter()
         engines[name] = (CIMEngine(resolved, config, n_ctx=512, n_threads=args.threads,
-                                   loaded=(copy.deepcopy(model), tokenizer)), time.perf_counter() - start)
-    engines["llama.cpp"] = (Engine(resolved, n_ctx=512, n_threads=args.threads), 0.0)
+                                   loaded=(copy.deepcopy(model), tokenizer)), time.perf_counter() - start, "cim")
+    engines["digital"] = (engines["cim"][0], 0.0, "digital")
+    engines["llama.cpp"] = (Engine(resolved, n_ctx=512, n_threads=args.threads), 0.0, None)
     return engines
 
 
-def _decode_rate(engine, tokens: int) -> float:
+def _decode_rate(engine, tokens: int, variant) -> float:
+    from contextlib import nullcontext
+
     from assistant.models.chat_format import ChatMessage
     from assistant.models.generation import GenerationStats, SamplingParams
 
     params = SamplingParams(max_tokens=tokens, temperature=0.0, repeat_penalty=1.0, seed=0)
     prompt = engine.chat_prompt([ChatMessage("user", PROMPT)], params)
-    stats = [e for e in engine.generate(prompt) if isinstance(e, GenerationStats)][0]
+    with engine.variant(variant) if variant else nullcontext():
+        stats = [e for e in engine.generate(prompt) if isinstance(e, GenerationStats)][0]
     return stats.decode_tokens_per_s
 
 
@@ -86,8 +91,8 @@ def run(args: argparse.Namespace, loaded=None) -> dict:
     engines = _engines(args, loaded)
     rates: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(args.repeats):
-        for name, (engine, _) in engines.items():
-            rates[name].append(_decode_rate(engine, args.tokens))
+        for name, (engine, _, variant) in engines.items():
+            rates[name].append(_decode_rate(engine, args.tokens, variant))
     reference = statistics.median(rates["llama.cpp"])
     results = {name: {"decode_tokens_per_s": statistics.median(v), "samples": v, "program_s": engines[name][1],
                       "ratio_to_llama_cpp": statistics.median(v) / reference if reference else None}

@@ -52,7 +52,7 @@ def test_per_channel_scales_keep_4_bit_weights_close_and_variation_moves_the_log
     per_channel_chip = _on_chip(model, CIMConfig(**quiet, per_channel_scales=True), ids, _first_layers)
     per_channel = _kl(_last_logits(per_channel_chip, ids), reference)
     # Measured on all 30 layers: ~8.3 nats per tensor (the model is wrecked) against ~0.84 per
-    # channel; on the first six: PER_TENSOR vs PER_CHANNEL.
+    # channel; on the first six layers: ~3.2 against ~0.29.
     assert per_tensor > 4 * per_channel
     noisy = _on_chip(model, CIMConfig(per_channel_scales=True, output_referred_read_noise=True), ids, _first_layers)
     assert _kl(_last_logits(noisy, ids), _last_logits(per_channel_chip, ids)) > 0.1
@@ -266,3 +266,29 @@ def test_encoder_on_a_chip_is_measured_with_vectors_only(tmp_path):
     assert 0 < chip["cim"]["cosine_to_digital"] < 0.9999 and 0 < chip["cim_tsb"]["mrr"] <= 1
     summary = summarize(None, result)
     assert summary["mrr_digital"] == 1.0 and len(summary["mrr_cim_tsb"]) == 1 and summary["ppl_digital"] is None
+
+
+def test_swv_on_the_committed_chips_is_summarised_beside_their_tsb():
+    """``benchmarks/cim/bench_swv_on_eval_chips.py``: the committed run's plan with the three SWV
+    budgets, SWV recovery per level from the chips' own CE, and the committed TSB beside it."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "cim" / "bench_swv_on_eval_chips.py"
+    spec = importlib.util.spec_from_file_location("bench_swv_on_eval_chips", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = {"plan": {"sigmas": [0.05, 0.1], "chips": 5, "budget_s": 180.0, "adc_bits": 6},
+                 "levels": [{"sigma": 0.05, "recovery": 0.46, "recovery_ci95": [0.38, 0.53]}],
+                 "per_chip": [{"sigma": 0.05, "seed": 0, "ce_cim": 9.7}]}
+    plan = module._plan(committed, quick=False)
+    assert plan.swv_multiples == (1, 10, 100) and plan.chips == 5 and plan.sigmas == (0.05, 0.1)
+    quick = module._plan(committed, quick=True)
+    assert (quick.chips, quick.sigmas, quick.swv_multiples) == (1, (0.05,), (10,))
+    rows = {f"0.05/{seed}": {"sigma": 0.05, "seed": seed, "ce_digital": 4.0, "ce_cim": 10.0,
+                             "ce_swv": {"1": 10.0, "10": 10.0 - 3 * seed, "100": 7.0}} for seed in range(2)}
+    level = module._summary(committed, rows, plan)["levels"][0]
+    assert level["chips"] == 2 and level["committed"]["recovery"] == 0.46
+    assert level["swv"]["1"]["recovery"] == 0.0 and level["swv"]["100"]["recovery"] == 0.5
+    assert level["swv"]["10"]["recovery"] == 0.25 and level["swv"]["10"]["verified_weights"] == 40_960
+    assert level["ce_cim_now_vs_committed"] == [[10.0, 9.7]]

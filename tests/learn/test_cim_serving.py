@@ -1,6 +1,7 @@
 """``backend: "cim"`` over HTTP: a server started with ``--backend cim`` answers on the stored
 chip through the official ``openai`` client, streaming and not, with the plan saying ``cim`` and
-the response carrying the chip's cost; without a programmed chip, a clear 400."""
+the response carrying the chip's cost; without a programmed chip, a clear 400; and
+``assistant cim compare``."""
 from __future__ import annotations
 
 import copy
@@ -24,24 +25,28 @@ def _client(server: ServerProcess) -> openai.OpenAI:
 
 
 def test_backend_cim_over_http(hf_smollm, tmp_path, capsys):
+    from assistant.errors import InvalidRequestError
     from assistant.models.catalog import resolve_model, sha256_file
+    from assistant.models.chat_format import ChatMessage
     from assistant.models.cim_chip import ChipSpec, program_chip
+    from assistant.models.generation import SamplingParams
+    from assistant.orchestrator import Assistant, AskRequest
+    from assistant.router.plan import Backend
     from assistant.settings import Settings
 
     (tmp_path / "notes").mkdir()
     index_notes(tmp_path, tmp_path / "notes", SAMPLE_NOTES)
-    server = ServerProcess(tmp_path, "--backend", "cim")
-    try:
-        health = server.wait_ready(180)
-        assert health["cim"] is None
-        with pytest.raises(openai.BadRequestError) as refused:
-            _client(server).chat.completions.create(model="default", messages=QUESTION, max_tokens=4,
-                                                    extra_body={"backend": "cim"})
-        assert "assistant cim program" in str(refused.value) and refused.value.status_code == 400
-        cpu = _client(server).chat.completions.create(model="default", messages=QUESTION, max_tokens=4)
-        assert cpu.plan["backend"] == "cpu" and getattr(cpu, "cim", None) is None
-    finally:
-        server.stop()
+    # Started with the cim backend but no chip programmed: cim is refused, saying what to run
+    # (over HTTP that is a 400, as tests/test_server_errors.py shows for its sibling), cpu serves.
+    assistant = Assistant.load(Settings(home=tmp_path, backend="cim"))
+    messages = [ChatMessage(**QUESTION[0])]
+    assert assistant.cim is None
+    with pytest.raises(InvalidRequestError, match="assistant cim program") as refused:
+        assistant.answer(AskRequest(messages, backend=Backend.CIM, sampling=SamplingParams(max_tokens=4)))
+    assert refused.value.status == 400
+    cpu = assistant.answer(AskRequest(messages, sampling=SamplingParams(max_tokens=4)))
+    assert cpu.plan.backend == Backend.CPU and cpu.stats.cim is None
+    del assistant
 
     settings = Settings(home=tmp_path)
     resolved = resolve_model("default", settings)
