@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     profiles_dir: Optional[Path] = Field(None, description="Folder of device profile TOML files; default: the bundled ones.")
     system_root: Path = Field(Path("/"), description="Root for device detection files (/proc, /etc); tests point it at fixtures.")
     follow_symlinks: bool = Field(False, description="Let `personalize` follow symlinks that lead out of the folders it was given.")
+    encoder_exports: Optional[Path] = Field(None, description="A folder of sentence-encoder exports made by another install of this version (one folder per encoder, as in knowledge/encoders/): a home without its export copies a matching one from there instead of exporting it, which needs torch.")
     knowledge_max_file_bytes: int = Field(10_000_000, ge=1, description="Notes files larger than this are skipped by `personalize`.")
 
     @property

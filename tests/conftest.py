@@ -14,6 +14,25 @@ from tests.helpers import ServerProcess
 API_KEY = "test-key-123"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def encoder_home(request, tmp_path_factory):
+    """A home whose default sentence encoder was exported once (kept in pytest's cache
+    between sessions; ``ensure_onnx`` exports again if the model files changed). Every home
+    a test makes, and every server, CLI and benchmark it starts, copies the export from
+    here (``ASSISTANT_ENCODER_EXPORTS``) instead of exporting again (~20 s each). The
+    tests of the export itself unset it."""
+    from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS, ensure_onnx
+    from assistant.settings import Settings
+
+    cache = getattr(request.config, "cache", None)
+    home = cache.mkdir("knowledge-encoder-home") if cache is not None else tmp_path_factory.mktemp("encoder-home")
+    settings = Settings(home=home, encoder_exports=None)
+    ensure_onnx(settings, ENCODERS[DEFAULT_ENCODER])
+    os.environ["ASSISTANT_ENCODER_EXPORTS"] = str(settings.layout.encoders)
+    yield home
+    os.environ.pop("ASSISTANT_ENCODER_EXPORTS", None)
+
+
 @pytest.fixture(autouse=True)
 def assistant_home(tmp_path, monkeypatch):
     """Every test writes only under its own temporary data dir."""

@@ -35,9 +35,12 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(folder)], capture_output=True)
 
 
-def personalize(home, notes) -> subprocess.CompletedProcess:
+def personalize(home, notes, export: bool = False) -> subprocess.CompletedProcess:
+    """``personalize`` in a subprocess; ``export``: the encoder is exported, not copied from
+    the session's export (tests/conftest.py)."""
+    env = {k: v for k, v in os.environ.items() if not (export and k == "ASSISTANT_ENCODER_EXPORTS")}
     return subprocess.run([sys.executable, "-m", "assistant.cli", "personalize", str(notes), "--home", str(home),
-                           "--quiet"], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+                           "--quiet"], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, env=env)
 
 
 def notes_in(folder, count: int, words: int = 8):
@@ -50,10 +53,12 @@ def notes_in(folder, count: int, words: int = 8):
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_a_full_disk_is_one_clear_line_and_the_old_index_stays(small_disk, tmp_path):
     notes = notes_in(tmp_path / "notes", 5)
-    tiny = small_disk(20)  # too small even for the encoder's ONNX export
-    first = personalize(tiny / "home", notes)
-    assert first.returncode == 1 and first.stderr.startswith("error: no space left on the disk holding")
-    assert len(first.stderr.strip().splitlines()) == 1 and "extras" not in first.stderr
+    tiny = small_disk(20)  # too small even for the encoder's ONNX model (22 MB), exported or copied
+    for export in (True, False):
+        first = personalize(tiny / "home", notes, export=export)
+        assert first.returncode == 1 and first.stderr.startswith("error: no space left on the disk holding")
+        assert len(first.stderr.strip().splitlines()) == 1 and "extras" not in first.stderr
+        assert not (tiny / "home/knowledge/encoders/all-MiniLM-L6-v2-int8").exists()  # nothing half-made
     disk = small_disk(150)
     home = disk / "home"
     assert personalize(home, notes).returncode == 0

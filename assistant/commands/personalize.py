@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "auto: train when the profile allows it and there are enough notes")
     parser.add_argument("--calibrate", action="store_true",
                         help="recalibrate the router after indexing (always done after --learn adapter/auto)")
+    parser.add_argument("--calibration-budget", type=float, default=None, metavar="SECONDS",
+                        help="start no new calibration probe after this many seconds (default: measure them all)")
     add_learn_flags(parser)
     add_settings_flags(parser, ["home", "profile", "model", "n_threads", "follow_symlinks"])
     return parser

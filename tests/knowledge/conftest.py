@@ -16,23 +16,20 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def encoder_home(request, tmp_path_factory) -> Path:
-    """A home whose encoders (the int8 default and fp32) were exported (in a subprocess)
-    once, and kept in pytest's cache between sessions; ``ensure_onnx`` re-exports one if
-    the model files changed."""
-    cache = getattr(request.config, "cache", None)
-    home = cache.mkdir("knowledge-encoder-home") if cache is not None else tmp_path_factory.mktemp("encoder-home")
+def both_encoders_home(encoder_home) -> Path:
+    """The session's encoder home (tests/conftest.py) with the fp32 encoder exported too,
+    for the tests that compare the two."""
     for spec in ENCODERS.values():
-        ensure_onnx(Settings(home=home), spec)
-    return home
+        ensure_onnx(Settings(home=encoder_home, encoder_exports=None), spec)
+    return encoder_home
 
 
 @pytest.fixture
-def settings(tmp_path, encoder_home, monkeypatch) -> Settings:
+def settings(tmp_path, both_encoders_home, monkeypatch) -> Settings:
     """Settings for a fresh temporary data dir (also exported as ASSISTANT_HOME for
     subprocesses and CLI entry points)."""
     home = tmp_path / "home"
-    install_encoder(encoder_home, home)
+    install_encoder(both_encoders_home, home)
     monkeypatch.setenv("ASSISTANT_HOME", str(home))
     return Settings(home=home)
 

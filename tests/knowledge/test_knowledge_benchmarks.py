@@ -54,8 +54,8 @@ def test_index_benchmark_quick(bench_quick):
     print(f"bench_index --quick: {seconds:.1f} s")  # < 60 s on an idle 2-core machine
 
 
-def test_encoder_benchmark_quick(tmp_path, encoder_home):
-    result, seconds = run_quick("bench_encoder.py", tmp_path / "encoder.json", "--encoder-home", str(encoder_home))
+def test_encoder_benchmark_quick(tmp_path, both_encoders_home):
+    result, seconds = run_quick("bench_encoder.py", tmp_path / "encoder.json", "--encoder-home", str(both_encoders_home))
     assert result["questions"] == {"knowledge": 9, "router": 45} and result["texts"] == 40
     fp32, int8 = result["encoders"]["all-MiniLM-L6-v2"], result["encoders"]["all-MiniLM-L6-v2-int8"]
     assert fp32["cosine_to_fp32"]["min"] > 0.9999 and int8["cosine_to_fp32"]["min"] >= 0.98

@@ -3,17 +3,21 @@ extended with: its own when registered, so fp32 vectors never meet int8 query ve
 an unknown one, or one a caller insists on, stays a mismatch error. Real encoders."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from assistant.knowledge.base import KnowledgeBase
 from assistant.knowledge.embedder import OnnxEmbedder
-from assistant.knowledge.encoders import DEFAULT_ENCODER, ENCODERS, artifact_dir
+from assistant.knowledge.encoders import (DEFAULT_ENCODER, ENCODERS, _copy_export, artifact_config, artifact_dir,
+                                          ensure_onnx, source_dir)
 from assistant.knowledge.errors import IndexMismatchError
 from assistant.knowledge.indexer import Indexer
 from assistant.knowledge.layout import IndexLayout
 from assistant.knowledge.sources import forget_source
 from assistant.knowledge.store import Store
+from assistant.settings import Settings
 from knowledge_helpers import parity_texts, write
 
 FP32_ENCODER = "all-MiniLM-L6-v2"
@@ -81,3 +85,25 @@ def test_an_unknown_or_insisted_encoder_is_a_mismatch(notes, settings):
         KnowledgeBase.open(settings)
     with pytest.raises(IndexMismatchError, match="some-other-encoder"):
         Indexer(settings).run([notes])
+
+
+def test_a_new_home_copies_a_matching_export_and_never_a_stale_one(tmp_path, both_encoders_home):
+    spec = ENCODERS[DEFAULT_ENCODER]
+    exports = artifact_dir(Settings(home=both_encoders_home), spec).parent
+    home = Settings(home=tmp_path / "home", encoder_exports=exports)
+    target = ensure_onnx(home, spec)
+    for name in ("model.onnx", "tokenizer.json", "encoder.json"):
+        assert (target / name).read_bytes() == (exports / spec.name / name).read_bytes()
+    assert not list(target.glob("*.tmp")) and not target.is_symlink()
+    # An export made for other source files (its config differs) is not taken: the copy
+    # refuses it, and ensure_onnx would export instead.
+    stale = tmp_path / "stale" / spec.name
+    stale.mkdir(parents=True)
+    for name in ("model.onnx", "tokenizer.json"):
+        (stale / name).write_bytes((exports / spec.name / name).read_bytes())
+    wanted = artifact_config(spec, source_dir(spec))
+    (stale / "encoder.json").write_text(json.dumps({**wanted, "source_fingerprint": "0" * 16}))
+    other = tmp_path / "other" / spec.name
+    assert _copy_export(stale.parent, spec, other, wanted) is False and not other.exists()
+    assert _copy_export(exports, spec, other, wanted) is True
+    assert json.loads((other / "encoder.json").read_text()) == wanted

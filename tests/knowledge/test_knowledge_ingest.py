@@ -119,13 +119,13 @@ def test_missing_path_is_a_clear_error(settings, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"error: no such file or folder: {tmp_path / 'absent'}"
 
 
-def test_a_data_folder_inside_the_notes_is_never_indexed(notes, encoder_home):
+def test_a_data_folder_inside_the_notes_is_never_indexed(notes, both_encoders_home):
     from knowledge_helpers import install_encoder
     from assistant.settings import Settings
 
     write(notes / "a.md", "# A\nA real note.\n")
     home = notes / "assistant-data"
-    install_encoder(encoder_home, home)
+    install_encoder(both_encoders_home, home)
     report = Indexer(Settings(home=home)).run([notes])
     assert report.new == 1 and report.scanned == 1
     assert (str(home), "the assistant's data folder") in report.skipped_folders

@@ -20,10 +20,10 @@ EVAL_NOTES = Path(__file__).resolve().parents[2] / "benchmarks" / "knowledge" / 
 
 
 @pytest.fixture(scope="module")
-def indexed_eval_notes(tmp_path_factory, encoder_home):
+def indexed_eval_notes(tmp_path_factory, both_encoders_home):
     """The eval notes, copied and indexed once for the module's questions."""
     base = tmp_path_factory.mktemp("rag")
-    install_encoder(encoder_home, base / "home")
+    install_encoder(both_encoders_home, base / "home")
     notes = base / "eval-notes"
     shutil.copytree(EVAL_NOTES, notes)
     settings = Settings(home=base / "home")
