@@ -49,9 +49,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.json:
         print(json.dumps(table.as_dict(), indent=2))
         return 0
-    cut = ", stopped by the time budget" if table.notes.get("stopped") == "budget" else ""
     print(f"calibration for {table.model} on profile {table.profile} "
-          f"({table.notes.get('probes')} probes, adapter {table.notes.get('adapter') or 'none'}{cut})")
+          f"({table.notes.get('probes')} probes, adapter {table.notes.get('adapter') or 'none'}{table.cut_short})")
     print_table(table.rows())
     return 0
 

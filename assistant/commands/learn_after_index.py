@@ -40,6 +40,5 @@ def learn_and_calibrate(settings: Settings, args: argparse.Namespace, quiet: boo
     print(f"learn: {why}", flush=True)
     if train:
         run_learning(settings, args, quiet=quiet)
-    table = run_calibration(settings, profile, budget_s=getattr(args, "calibration_budget", None))
-    cut = ", stopped by the time budget" if table.notes.get("stopped") == "budget" else ""
-    print(f"router calibrated: {len(table.cells)} cells{cut} (see 'assistant profile')", flush=True)
+    table = run_calibration(settings, profile, budget_s=args.calibration_budget)
+    print(f"router calibrated: {len(table.cells)} cells{table.cut_short} (see 'assistant profile')", flush=True)

@@ -78,6 +78,11 @@ class CalibrationTable:
     def as_dict(self) -> dict:
         return {**asdict(self), "cells": [asdict(c) for c in self.cells]}
 
+    @property
+    def cut_short(self) -> str:
+        """", stopped by the time budget" when the budget ended the run, else "" (for the CLIs' lines)."""
+        return ", stopped by the time budget" if self.notes.get("stopped") == "budget" else ""
+
     def best(self, difficulty: str, usable: Callable[[Cell], bool]) -> Optional[Cell]:
         """The most accurate usable cell with enough samples at ``difficulty``; near-ties
         (within ACCURACY_TIE) go to the faster one."""
