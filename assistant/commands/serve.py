@@ -14,7 +14,8 @@ from assistant.settings import Settings
 def main(argv: Optional[list[str]] = None) -> int:
     """Parse flags and run uvicorn until interrupted."""
     parser = argparse.ArgumentParser(prog="assistant serve", description=__doc__)
-    add_settings_flags(parser, ["host", "port", "ollama_port", "model", "backend", "profile", "api_key", "home", "n_ctx", "kv_cache_type",
+    add_settings_flags(parser, ["host", "port", "ollama_port", "model", "backend", "profile", "api_key", "home", "n_ctx",
+                                "initial_context", "kv_cache_type",
                                 "n_batch", "n_threads", "queue_size", "max_wait", "max_body_bytes", "allowed_hosts",
                                 "allowed_origins", "insecure_no_auth"])
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

@@ -9,10 +9,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Optional
 
-from assistant.errors import ContextLengthExceededError, InvalidRequestError, ModelFileError
+from assistant.errors import ContextLengthExceededError, InvalidRequestError, ModelFileError, ModelTooLargeError
 from assistant.models.build_info import amx_guard_needed, cpu_flags, llama_build_features
 from assistant.models.catalog import ResolvedModel
 from assistant.models.chat_format import ChatFormat, chat_format_for
+from assistant.models.context_growth import INITIAL_CONTEXT, next_size, resize_context, start_size
 from assistant.models.engine_api import GenerationEngine, Prompt
 from assistant.models.event_stream import stream_events
 from assistant.models.generation import GenerationEvent, SamplingParams
@@ -23,6 +24,8 @@ from assistant.models.prefix_cache import PrefixCache
 # The KV cache's element type: f16 is llama.cpp's default; q8_0 halves the cache (the
 # largest part of the server's memory at long contexts) and needs flash attention for V.
 KV_CACHE_TYPES = ("f16", "q8_0")
+# Answer tokens the context is grown for before generating (more are grown for as they come).
+ANSWER_HEADROOM = 256
 
 
 def kv_cache_options(kv_cache_type: str) -> dict:
@@ -70,11 +73,14 @@ class Engine(GenerationEngine):
     """Keeps one model loaded; generates for one request at a time (callers serialise)."""
 
     def __init__(self, model: ResolvedModel, n_ctx: int, n_threads: int, n_batch: int = 512,
-                 extra_buffers: Optional[bool] = None, kv_cache_type: str = "f16", prefix_reuse: bool = True):
-        """``n_batch``: prompt tokens evaluated per llama.cpp batch (also its ubatch).
-        ``extra_buffers``: llama.cpp's extra buffer types (weight repacking, and the AMX
-        path where it is compiled in); None = on, unless this CPU would take a compiled-in
-        AMX path (see ``build_info``). ``kv_cache_type``: one of KV_CACHE_TYPES.
+                 extra_buffers: Optional[bool] = None, kv_cache_type: str = "f16", prefix_reuse: bool = True,
+                 initial_context: Optional[int] = INITIAL_CONTEXT):
+        """``n_ctx``: the longest prompt + answer served. ``initial_context``: the context
+        allocated now, grown on demand up to ``n_ctx`` (0 or None: all of it now; see
+        ``context_growth``). ``n_batch``: prompt tokens evaluated per llama.cpp batch (also
+        its ubatch). ``extra_buffers``: llama.cpp's extra buffer types (weight repacking,
+        and the AMX path where it is compiled in); None = on, unless this CPU would take a
+        compiled-in AMX path (see ``build_info``). ``kv_cache_type``: one of KV_CACHE_TYPES.
         ``prefix_reuse``: reuse the cached prompt prefix (off only to measure without it)."""
         import llama_cpp  # here, so that importing this module stays cheap
 
@@ -85,16 +91,19 @@ class Engine(GenerationEngine):
         if extra_buffers is None:
             extra_buffers = not amx_guard_needed(cpu_flags(), llama_build_features())
         self.extra_buffers = extra_buffers
+        allocated = start_size(n_ctx, initial_context)
         try:
             self._llm = load_llama(
-                extra_buffers, model_path=str(model.path), n_ctx=n_ctx, n_threads=n_threads,
-                n_threads_batch=n_threads, n_batch=min(n_batch, n_ctx), n_ubatch=min(n_batch, n_ctx), verbose=False,
-                **kv_cache_options(kv_cache_type))
+                extra_buffers, model_path=str(model.path), n_ctx=allocated, n_threads=n_threads,
+                n_threads_batch=n_threads, n_batch=min(n_batch, allocated), n_ubatch=min(n_batch, allocated),
+                verbose=False, **kv_cache_options(kv_cache_type))
         except (ValueError, RuntimeError) as exc:
             raise ModelFileError(f"llama.cpp could not load {model.path}: {exc}", param="model") from exc
         # llama.cpp may pad the context (128 -> 256), but llama-cpp-python sizes its token
         # buffer by the n_ctx asked for: a longer prompt + answer would overflow it.
-        self.n_ctx = min(n_ctx, self._llm.n_ctx())
+        self.n_ctx = min(n_ctx, self._llm.n_ctx()) if allocated == n_ctx else n_ctx
+        self.context_growths = 0
+        self.last_growth_s = 0.0
         self.kv_cache_type = kv_cache_type
         self.n_batch = int(self._llm.n_batch)
         self.prefixes = PrefixCache(self._llm, enabled=prefix_reuse)
@@ -171,19 +180,10 @@ class Engine(GenerationEngine):
         """Turn the adapter on or off for the next generation (no model reload). The KV
         cache was computed with the other weights: its prompt prefix is kept aside under
         those weights' key, and the prefix kept for the new weights, if any, comes back."""
-        import ctypes
-
-        import llama_cpp
-
         if on == self._adapter_on:
             return
         started = time.perf_counter()
-        if on:
-            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self.adapter.handle)
-            scales = (ctypes.c_float * 1)(1.0)
-            llama_cpp.llama_set_adapters_lora(self._llm.ctx, adapters, 1, scales)
-        else:
-            llama_cpp.llama_set_adapters_lora(self._llm.ctx, None, 0, None)
+        self._set_adapter_weights(on)
         key = self.adapter.name if on else None
         if key != self._cache_key:
             self.prefixes.switch(self._cache_key, key)
@@ -191,6 +191,42 @@ class Engine(GenerationEngine):
         self._adapter_on = on
         self.adapter_switches += 1
         self.last_switch_s = time.perf_counter() - started
+
+    def _set_adapter_weights(self, on: bool) -> None:
+        """Tell llama.cpp's context to run with (or without) the loaded adapter."""
+        import ctypes
+
+        import llama_cpp
+
+        if on:
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self.adapter.handle)
+            scales = (ctypes.c_float * 1)(1.0)
+            llama_cpp.llama_set_adapters_lora(self._llm.ctx, adapters, 1, scales)
+        else:
+            llama_cpp.llama_set_adapters_lora(self._llm.ctx, None, 0, None)
+
+    @property
+    def allocated_context(self) -> int:
+        """Tokens the current llama.cpp context holds (grows on demand up to ``n_ctx``)."""
+        return int(self._llm.context_params.n_ctx)
+
+    def _make_room(self, needed: int) -> None:
+        """Grow the context to hold ``needed`` tokens (no-op when it already does), keeping
+        the cached tokens and the adapter setting. Caller holds the lock."""
+        if needed <= self.allocated_context or self.allocated_context >= self.n_ctx:
+            return
+        started = time.perf_counter()
+        size = next_size(self.allocated_context, needed, self.n_ctx)
+        try:
+            resize_context(self._llm, size)
+        except ValueError as exc:
+            raise ModelTooLargeError(f"could not grow the context to {size} tokens "
+                                     f"(out of memory?); it stays at {self.allocated_context}") from exc
+        finally:
+            if self._adapter_on:  # a new context starts without adapters
+                self._set_adapter_weights(True)
+        self.context_growths += 1
+        self.last_growth_s = time.perf_counter() - started
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -227,6 +263,8 @@ class Engine(GenerationEngine):
         with self._lock:
             if self.adapter is not None:
                 self._switch_adapter(prompt.use_adapter)
+            # Room for the prompt and the start of its answer now; a longer answer grows it again.
+            self._make_room(len(prompt.tokens) + min(prompt.params.max_tokens, ANSWER_HEADROOM))
             yield from self._generate(prompt.tokens, prompt.params.max_tokens, prompt.params, cancel)
 
     def _generate(self, tokens: list[int], max_tokens: int, params: SamplingParams,
@@ -246,11 +284,16 @@ class Engine(GenerationEngine):
                                  self._is_end, params.stop, max_tokens, len(tokens), cancel, first_token)
 
     def _token_stream(self, tokens: list[int], params: SamplingParams, grammar) -> Iterator[int]:
-        """llama.cpp's token generator for ``tokens`` with these sampling parameters."""
-        return self._llm.generate(
-            tokens, top_k=params.top_k, top_p=params.top_p, temp=params.temperature,
-            repeat_penalty=params.repeat_penalty, min_p=0.0,
-            logits_processor=_bias_processor(params.logit_bias, self._llm.n_vocab()), grammar=grammar)
+        """llama.cpp's token generator for ``tokens`` with these sampling parameters,
+        growing the context between tokens when the next one would not fit."""
+        for token in self._llm.generate(
+                tokens, top_k=params.top_k, top_p=params.top_p, temp=params.temperature,
+                repeat_penalty=params.repeat_penalty, min_p=0.0,
+                logits_processor=_bias_processor(params.logit_bias, self._llm.n_vocab()), grammar=grammar):
+            yield token
+            # Suspended between tokens: the generator evaluates this token next, in whatever
+            # context the Llama holds then (its sampler keeps the grammar and penalty state).
+            self._make_room(self._llm.n_tokens + 1)
 
     def logits(self, tokens: list[int], use_adapter: bool = False) -> "list[float]":
         """The next-token logits after ``tokens`` (for parity checks and evaluation)."""
@@ -262,6 +305,7 @@ class Engine(GenerationEngine):
             import llama_cpp
 
             self.prefixes.invalidate()
+            self._make_room(len(tokens))
             self._llm.eval(tokens)
             n_vocab = self._llm.n_vocab()
             pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)  # the last token's row
@@ -272,6 +316,6 @@ class Engine(GenerationEngine):
     def describe(self) -> dict:
         """Model facts for /health and /v1/models."""
         return {"id": self.model.name, "path": str(self.model.path), "n_ctx": self.n_ctx,
-                "adapter": self.adapter.name if self.adapter else None,
+                "n_ctx_allocated": self.allocated_context, "adapter": self.adapter.name if self.adapter else None,
                 "n_threads": self.n_threads, "n_batch": self.n_batch, "extra_buffers": self.extra_buffers,
                 "kv_cache_type": self.kv_cache_type, "chat_format": self.chat_format.name, **self.model.info.summary()}

@@ -14,6 +14,7 @@ from typing import Optional
 
 from assistant.errors import AssistantError, ModelTooLargeError
 from assistant.models.catalog import DEFAULT_ALIAS, DEFAULT_MODEL, find_entry, resolve_model
+from assistant.models.context_growth import INITIAL_CONTEXT
 from assistant.models.engine import Engine
 from assistant.models.memory import MemoryEstimate, check_fits, estimate_memory
 from assistant.profiles import DeviceProfile
@@ -52,6 +53,10 @@ class ModelPool:
         wanted = self.settings.n_ctx or self.profile.max_context
         return max(64, min(wanted, trained_context))
 
+    def _initial_context(self) -> int:
+        """The context an engine starts with (grown on demand): the setting, else INITIAL_CONTEXT."""
+        return INITIAL_CONTEXT if self.settings.initial_context is None else self.settings.initial_context
+
     def canonical_name(self, name: Optional[str]) -> str:
         """``None``/``default`` -> the served model; otherwise the catalog name (raises if unknown)."""
         if not name or name == DEFAULT_ALIAS:
@@ -73,8 +78,9 @@ class ModelPool:
             estimate = estimate_memory(resolved.info, self.context_for(resolved.info.context_length),
                                        n_batch=n_batch, kv_cache_type=kv_cache_type)
             self._make_room(key, estimate)
+            # The memory guard counts the whole context: growing it later must not fail for RAM.
             engine = Engine(resolved, estimate.n_ctx, self.profile.effective_threads(), n_batch=n_batch,
-                            kv_cache_type=kv_cache_type)
+                            kv_cache_type=kv_cache_type, initial_context=self._initial_context())
             self._engines[key] = (engine, estimate)
             log.info("loaded model %s (n_ctx=%d, ~%.0f MB)", key, estimate.n_ctx, estimate.total_mb)
             self._attach(engine, self._adapter_marker[1])

@@ -1,0 +1,107 @@
+"""A llama.cpp context that grows on demand, up to the profile's context length.
+
+llama.cpp allocates the KV cache for the whole context when the context is created, and
+clears it, so all of it is resident from the start: on ``laptop-16gb`` 8,192 tokens of q8_0
+cache is about 100 MB that an ordinary question (a RAG prompt of ~1,000 tokens and its
+answer) never touches. The engine starts with a smaller context and, when a prompt or an
+answer needs more room, replaces it by a larger one, carrying sequence 0's KV cells across
+(llama.cpp's sequence state, the same copy an adapter switch uses for its prefixes): nothing
+is evaluated again, and the cells are the same bytes, so a seeded answer is the same text.
+A grown context stays grown (no shrinking: a person who pasted a long document once is
+likely to do it again, and growing costs a copy of the cache each time).
+
+This is the one place that swaps llama-cpp-python's context (``_ctx``, ``context_params``,
+``_n_ctx``, ``input_ids``); pinned to 0.3.x and tested in tests/test_context_growth.py.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+
+import numpy as np
+
+SEQ = 0  # llama-cpp-python runs every request as sequence 0
+GROWTH_STEP = 256  # sizes are multiples of this (llama.cpp pads its KV cache to 256 cells)
+# The context a model starts with when the profile allows more: room for a RAG prompt of
+# 3-5 passages (600-1,200 tokens) and its answer.
+INITIAL_CONTEXT = 2048
+
+
+def start_size(limit: int, initial: int | None) -> int:
+    """The context to allocate at load: ``initial`` (0 or None: the whole ``limit``), rounded
+    up to GROWTH_STEP, never more than ``limit``."""
+    if not initial:
+        return limit
+    return min(limit, -(-initial // GROWTH_STEP) * GROWTH_STEP)
+
+
+def next_size(current: int, needed: int, limit: int) -> int:
+    """The size to grow to for ``needed`` cells: at least double (so a long answer grows a
+    few times, not every token), rounded up to GROWTH_STEP, at most ``limit``."""
+    wanted = max(needed, 2 * current)
+    return min(limit, -(-wanted // GROWTH_STEP) * GROWTH_STEP)
+
+
+def _sequence_state(llm) -> tuple[ctypes.Array, int] | None:
+    """A copy of sequence 0's first ``llm.n_tokens`` cells; None when there are none."""
+    import llama_cpp
+
+    n = int(llm.n_tokens)
+    if n == 0:
+        return None
+    ctx = llm.ctx
+    llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(ctx), SEQ, n, -1)
+    size = llama_cpp.llama_state_seq_get_size(ctx, SEQ)
+    state = (ctypes.c_uint8 * size)()
+    if llama_cpp.llama_state_seq_get_data(ctx, state, size, SEQ) != size:
+        return None
+    return state, n
+
+
+def resize_context(llm, n_ctx: int) -> int:
+    """Replace ``llm``'s context by one of ``n_ctx`` tokens, carrying the evaluated tokens'
+    KV cells and ``input_ids``; returns how many tokens were carried (0 if the copy failed,
+    and the next prompt then runs cold). The old context is freed before the new one is
+    made, so memory peaks at the larger context plus one copy of the used cells.
+    ValueError if llama.cpp cannot create the context (the old size is restored first)."""
+    carried = _sequence_state(llm)
+    old_size = llm.context_params.n_ctx
+    llm._ctx.close()
+    try:
+        _new_context(llm, n_ctx)
+    except ValueError:
+        _new_context(llm, old_size)
+        _restore(llm, carried)
+        raise
+    return _restore(llm, carried)
+
+
+def _new_context(llm, n_ctx: int) -> None:
+    from llama_cpp import _internals
+
+    llm.context_params.n_ctx = n_ctx
+    context = _internals.LlamaContext(model=llm._model, params=llm.context_params, verbose=False)
+    # Freed with the Llama's other resources, before its model (the stack is LIFO).
+    llm._ctx = llm._stack.enter_context(contextlib.closing(context))
+    llm._n_ctx = llm.n_ctx()
+    input_ids = np.zeros((n_ctx,), dtype=np.intc)
+    keep = min(len(llm.input_ids), n_ctx)
+    input_ids[:keep] = llm.input_ids[:keep]
+    llm.input_ids = input_ids
+
+
+def _restore(llm, carried: tuple[ctypes.Array, int] | None) -> int:
+    """Put the carried cells into the (new) context; 0 and an empty cache if they don't fit."""
+    import llama_cpp
+
+    llm._requires_eval = True  # the logits in llama.cpp are not these tokens'
+    if carried is None:
+        llm.n_tokens = 0
+        return 0
+    state, n = carried
+    if n > llm.context_params.n_ctx or not llama_cpp.llama_state_seq_set_data(llm.ctx, state, len(state), SEQ):
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
+        llm.n_tokens = 0
+        return 0
+    llm.n_tokens = n
+    return n
