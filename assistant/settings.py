@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     profile: str = Field("auto", description="Device profile name from profiles/, or 'auto' to detect.")
     api_key: Optional[str] = Field(None, description="If set, requests need 'Authorization: Bearer <key>'.")
     n_ctx: Optional[int] = Field(None, ge=64, description="Context length; default: the profile's max context.")
-    initial_context: Optional[int] = Field(None, ge=0, description="Context allocated when a model loads, grown on demand up to the context length (the KV cache is most of the server's memory); default 2048; 0 allocates the whole context at load.")
+    initial_context: Optional[int] = Field(None, ge=0, description="Context allocated when a model loads, grown on demand up to the context length (the KV cache is most of the server's memory); default: room for a RAG answer at the profile's passage budget; 0 allocates the whole context at load.")
     kv_cache_type: Optional[str] = Field(None, description="KV cache type: f16 or q8_0 (half the memory); default: the profile's.")
     n_batch: Optional[int] = Field(None, ge=1, description="Prompt tokens evaluated per batch; default: the profile's.")
     n_threads: Optional[int] = Field(None, ge=1, description="Inference threads; default: the profile's threads.")

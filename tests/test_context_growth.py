@@ -2,7 +2,8 @@
 small and grows, before a long prompt and in the middle of a long answer, gives the same
 seeded text as one that allocated the whole context at load (f16 and q8_0 caches, and
 gemma3's sliding-window cache); the cached prefix survives a growth; the adapter stays on
-across one; the pool starts engines at the configured size. Real catalog models, 1 thread
+across one; the pool starts engines at the configured size, by default with room for the profile's RAG
+answer. Real catalog models, 1 thread
 and a small batch to keep it short."""
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from assistant.models import engine as engine_module
 from assistant.models.catalog import resolve_model
-from assistant.models.context_growth import GROWTH_STEP, next_size, start_size
+from assistant.models.context_growth import ANSWER_HEADROOM, GROWTH_STEP, next_size, rag_start_size, start_size
 from assistant.models.engine import Engine
 from assistant.models.generation import GenerationStats, SamplingParams, TextPiece
 from assistant.models.pool import ModelPool
@@ -96,7 +97,17 @@ def test_the_adapter_stays_on_across_a_growth(tmp_path):
     assert not np.allclose(with_adapter, whole.logits(tokens, use_adapter=False), atol=1e-2)
 
 
-@pytest.mark.parametrize("initial_context, expected", [(None, 2048), (0, 4096), (300, 512)])
+def test_a_profile_starts_with_room_for_its_rag_answer():
+    for name in ("raspberry-pi-4-2gb", "raspberry-pi-4-4gb", "laptop-16gb"):
+        profile = load_profile(name)
+        size = rag_start_size(profile.rag_passages, profile.rag_passage_tokens, profile.max_context)
+        passages = profile.rag_passages * profile.rag_passage_tokens
+        assert passages + ANSWER_HEADROOM < size <= profile.max_context and size % GROWTH_STEP == 0
+    assert rag_start_size(3, 160, 2048) == 1024 and rag_start_size(5, 240, 8192) == 1792
+    assert rag_start_size(8, 500, 2048) == 2048  # never past the profile's context
+
+
+@pytest.mark.parametrize("initial_context, expected", [(None, 1792), (0, 4096), (300, 512)])
 def test_the_pool_starts_engines_at_the_configured_size(initial_context, expected, tmp_path):
     settings = Settings(home=tmp_path, n_ctx=4096, initial_context=initial_context)
     engine = ModelPool(settings, load_profile("laptop-16gb")).get()

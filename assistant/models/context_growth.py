@@ -22,9 +22,15 @@ import numpy as np
 
 SEQ = 0  # llama-cpp-python runs every request as sequence 0
 GROWTH_STEP = 256  # sizes are multiples of this (llama.cpp pads its KV cache to 256 cells)
-# The context a model starts with when the profile allows more: room for a RAG prompt of
-# 3-5 passages (600-1,200 tokens) and its answer.
+# The context a model starts with when nothing says otherwise (a laptop's RAG prompt of 5
+# passages and its answer); the pool starts at ``rag_start_size`` for the profile.
 INITIAL_CONTEXT = 2048
+# Answer tokens the context is grown for before generating (more are grown for as they come).
+ANSWER_HEADROOM = 256
+# A RAG prompt besides its passages' text: chat template, instruction, question (~190), and
+# each passage's label (marker, note name, heading).
+RAG_PROMPT_OVERHEAD = 192
+PASSAGE_LABEL_TOKENS = 24
 
 
 def start_size(limit: int, initial: int | None) -> int:
@@ -33,6 +39,12 @@ def start_size(limit: int, initial: int | None) -> int:
     if not initial:
         return limit
     return min(limit, -(-initial // GROWTH_STEP) * GROWTH_STEP)
+
+
+def rag_start_size(passages: int, passage_tokens: int, limit: int) -> int:
+    """Room for a RAG answer at a profile's passage budget: its passages and their labels,
+    the rest of the prompt and ANSWER_HEADROOM answer tokens (a longer chat grows it)."""
+    return start_size(limit, passages * (passage_tokens + PASSAGE_LABEL_TOKENS) + RAG_PROMPT_OVERHEAD + ANSWER_HEADROOM)
 
 
 def next_size(current: int, needed: int, limit: int) -> int:

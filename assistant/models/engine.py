@@ -13,7 +13,7 @@ from assistant.errors import ContextLengthExceededError, InvalidRequestError, Mo
 from assistant.models.build_info import amx_guard_needed, cpu_flags, llama_build_features
 from assistant.models.catalog import ResolvedModel
 from assistant.models.chat_format import ChatFormat, chat_format_for
-from assistant.models.context_growth import INITIAL_CONTEXT, next_size, resize_context, start_size
+from assistant.models.context_growth import ANSWER_HEADROOM, INITIAL_CONTEXT, next_size, resize_context, start_size
 from assistant.models.engine_api import GenerationEngine, Prompt
 from assistant.models.event_stream import stream_events
 from assistant.models.generation import GenerationEvent, SamplingParams
@@ -24,8 +24,6 @@ from assistant.models.prefix_cache import PrefixCache
 # The KV cache's element type: f16 is llama.cpp's default; q8_0 halves the cache (the
 # largest part of the server's memory at long contexts) and needs flash attention for V.
 KV_CACHE_TYPES = ("f16", "q8_0")
-# Answer tokens the context is grown for before generating (more are grown for as they come).
-ANSWER_HEADROOM = 256
 
 
 def kv_cache_options(kv_cache_type: str) -> dict:

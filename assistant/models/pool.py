@@ -14,7 +14,7 @@ from typing import Optional
 
 from assistant.errors import AssistantError, ModelTooLargeError
 from assistant.models.catalog import DEFAULT_ALIAS, DEFAULT_MODEL, find_entry, resolve_model
-from assistant.models.context_growth import INITIAL_CONTEXT
+from assistant.models.context_growth import rag_start_size
 from assistant.models.engine import Engine
 from assistant.models.memory import MemoryEstimate, check_fits, estimate_memory
 from assistant.profiles import DeviceProfile
@@ -53,9 +53,12 @@ class ModelPool:
         wanted = self.settings.n_ctx or self.profile.max_context
         return max(64, min(wanted, trained_context))
 
-    def _initial_context(self) -> int:
-        """The context an engine starts with (grown on demand): the setting, else INITIAL_CONTEXT."""
-        return INITIAL_CONTEXT if self.settings.initial_context is None else self.settings.initial_context
+    def _initial_context(self, n_ctx: int) -> int:
+        """The context an engine starts with (grown on demand): the setting, else room for a
+        RAG answer at the profile's passage budget."""
+        if self.settings.initial_context is not None:
+            return self.settings.initial_context
+        return rag_start_size(self.profile.rag_passages, self.profile.rag_passage_tokens, n_ctx)
 
     def canonical_name(self, name: Optional[str]) -> str:
         """``None``/``default`` -> the served model; otherwise the catalog name (raises if unknown)."""
@@ -80,7 +83,7 @@ class ModelPool:
             self._make_room(key, estimate)
             # The memory guard counts the whole context: growing it later must not fail for RAM.
             engine = Engine(resolved, estimate.n_ctx, self.profile.effective_threads(), n_batch=n_batch,
-                            kv_cache_type=kv_cache_type, initial_context=self._initial_context())
+                            kv_cache_type=kv_cache_type, initial_context=self._initial_context(estimate.n_ctx))
             self._engines[key] = (engine, estimate)
             log.info("loaded model %s (n_ctx=%d, ~%.0f MB)", key, estimate.n_ctx, estimate.total_mb)
             self._attach(engine, self._adapter_marker[1])
