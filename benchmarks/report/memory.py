@@ -21,8 +21,9 @@ def _profiles(kv: dict, plots: Path) -> list[str]:
     rows = kv.get("memory", [])
     if not rows:
         return ["n/a: the KV-cache benchmark did not run."]
-    out = [table(["profile", "KV cache", "context", "idle RSS MB", "peak RSS MB after a RAG answer", "default"],
-                 [[r["profile"], r["kv_cache_type"], r["n_ctx"], r.get("idle_rss_mb", "n/a: not measured"),
+    out = [table(["profile", "KV cache", "context", "allocated after the answer", "idle RSS MB",
+                  "peak RSS MB after a RAG answer", "default"],
+                 [[r["profile"], r["kv_cache_type"], r["n_ctx"], _allocated(r), r.get("idle_rss_mb", "n/a: not measured"),
                    r["peak_mb"], "yes" if r["profile_default"] else "no"] for r in rows])]
     defaults = [r for r in rows if r["profile_default"]]
     worst = max(defaults, key=lambda r: r["peak_mb"])
@@ -31,13 +32,43 @@ def _profiles(kv: dict, plots: Path) -> list[str]:
                                   f"model after a RAG answer (worst: {worst['profile']}, {worst['peak_mb']} MB)",
                         f"Over: {', '.join(over)}.")]
     fig, ax = figure()
-    ax.barh([f"{r['profile']} ({r['kv_cache_type']})" for r in rows], [r["peak_mb"] for r in rows])
+    ax.barh([f"{r['profile']} ({r['kv_cache_type']}{', whole context' if r.get('whole_context_at_load') else ''})"
+             for r in rows], [r["peak_mb"] for r in rows])
     ax.axvline(GOAL_MB, color="red", linestyle="--", label=f"goal {GOAL_MB} MB")
     ax.set_xlabel("peak resident MB after one RAG answer")
     ax.legend()
     ax.tick_params(axis="y", labelsize=7)
     out += ["", save(fig, plots, "memory_profiles")]
     return out
+
+
+def _allocated(row: dict) -> str:
+    """The context held after the answer, and whether it was all allocated at load."""
+    if "n_ctx_allocated" not in row:
+        return "n/a: not measured"
+    return f"{row['n_ctx_allocated']} (whole at load)" if row.get("whole_context_at_load") else str(row["n_ctx_allocated"])
+
+
+def _growth(kv: dict) -> list[str]:
+    growth = kv.get("growth")
+    if not growth:
+        return ["- Growing the context: n/a: measured in the full run only."]
+    return [f"- Growing the context (a {growth['follow_up_chars']:,}-character follow-up that outgrows the first "
+            f"2,048 tokens, {growth['repeats']} runs, medians): the copy {growth['median_growth_s']:.3f} s; the "
+            f"follow-up took {growth['median_grown_s']:.2f} s with a grown context, "
+            f"{growth['median_whole_s']:.2f} s with the whole context allocated at load."]
+
+
+def _speed(kv: dict) -> list[str]:
+    speed = kv.get("speed")
+    if not speed:
+        return ["- What q8_0 costs in time: n/a: measured in the full run only."]
+    parts = [f"{speed['prompt_tokens'][p]:,}-token prompt: time to first "
+             f"token {speed[f'q8_0_{p}_median_ttft_s']:.1f} s with q8_0 vs {speed[f'f16_{p}_median_ttft_s']:.1f} s with "
+             f"f16 ({speed[f'q8_0_{p}_median_ttft_s'] / speed[f'f16_{p}_median_ttft_s']:.2f}x), decode "
+             f"{speed[f'q8_0_{p}_median_decode_tps']:.0f} vs {speed[f'f16_{p}_median_decode_tps']:.0f} tokens/s"
+             for p in ("short", "long")]
+    return [f"- What q8_0 costs in time ({speed['repeats']} runs, medians): " + "; ".join(parts) + "."]
 
 
 def _load(report: dict) -> list[str]:
@@ -70,6 +101,6 @@ def render(results: Path, plots: Path) -> str:
     kv = load(results / "kv_cache.json")
     parts = ["Peak resident memory is VmHWM of the server process; file-backed model pages count.", ""]
     parts += _profiles(kv, plots)
-    parts += ["", *_load(load(results / "load.json")), *_peers(load(results / "serving.json")),
+    parts += ["", *_growth(kv), *_speed(kv), *_load(load(results / "load.json")), *_peers(load(results / "serving.json")),
               *_index(load(results / "knowledge_index.json"))]
     return "\n".join(parts)
