@@ -20,7 +20,8 @@ import ctypes
 
 import numpy as np
 
-SEQ = 0  # llama-cpp-python runs every request as sequence 0
+from assistant.models.prefix_cache import copy_cells, put_cells
+
 GROWTH_STEP = 256  # sizes are multiples of this (llama.cpp pads its KV cache to 256 cells)
 # The context a model starts with when nothing says otherwise (a laptop's RAG prompt of 5
 # passages and its answer); the pool starts at ``rag_start_size`` for the profile.
@@ -56,18 +57,9 @@ def next_size(current: int, needed: int, limit: int) -> int:
 
 def _sequence_state(llm) -> tuple[ctypes.Array, int] | None:
     """A copy of sequence 0's first ``llm.n_tokens`` cells; None when there are none."""
-    import llama_cpp
-
     n = int(llm.n_tokens)
-    if n == 0:
-        return None
-    ctx = llm.ctx
-    llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(ctx), SEQ, n, -1)
-    size = llama_cpp.llama_state_seq_get_size(ctx, SEQ)
-    state = (ctypes.c_uint8 * size)()
-    if llama_cpp.llama_state_seq_get_data(ctx, state, size, SEQ) != size:
-        return None
-    return state, n
+    state = copy_cells(llm, n) if n else None
+    return None if state is None else (state, n)
 
 
 def resize_context(llm, n_ctx: int) -> int:
@@ -104,15 +96,9 @@ def _new_context(llm, n_ctx: int) -> None:
 
 def _restore(llm, carried: tuple[ctypes.Array, int] | None) -> int:
     """Put the carried cells into the (new) context; 0 and an empty cache if they don't fit."""
-    import llama_cpp
-
     llm._requires_eval = True  # the logits in llama.cpp are not these tokens'
-    if carried is None:
-        llm.n_tokens = 0
-        return 0
-    state, n = carried
-    if n > llm.context_params.n_ctx or not llama_cpp.llama_state_seq_set_data(llm.ctx, state, len(state), SEQ):
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
+    state, n = carried if carried is not None else (None, 0)
+    if state is None or n > llm.context_params.n_ctx or not put_cells(llm, state):
         llm.n_tokens = 0
         return 0
     llm.n_tokens = n

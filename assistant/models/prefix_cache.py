@@ -12,8 +12,8 @@ An adapter switch changes the weights the cache was computed with, so the cached
 the weights switched away from is kept as a llama.cpp sequence state (its KV cells only, not
 ``Llama.save_state``'s n_batch x n_vocab scores) and restored on the way back.
 
-This module is the one place that touches llama-cpp-python's generation state
-(``n_tokens``, ``input_ids``, ``_requires_eval``); pinned to 0.3.x and tested in
+This module and ``context_growth`` are the places that touch llama-cpp-python's generation
+state (``n_tokens``, ``input_ids``, ``_requires_eval``); pinned to 0.3.x and tested in
 tests/test_prefix_cache.py.
 """
 from __future__ import annotations
@@ -120,25 +120,17 @@ class PrefixCache:
         return sum(snapshot.nbytes for snapshot in self._snapshots.values())
 
     def _save(self, key: Hashable) -> None:
-        import llama_cpp
-
         n = self._aligned(min(self.canonical, self._llm.n_tokens, self.max_snapshot_tokens))
         self._snapshots.pop(key, None)
         if n == 0:
             return
-        ctx = self._llm.ctx
         # Only the canonical part is worth keeping; the cache is cleared after this anyway.
-        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(ctx), SEQ, n, -1)
-        size = llama_cpp.llama_state_seq_get_size(ctx, SEQ)
-        state = (ctypes.c_uint8 * size)()
-        if llama_cpp.llama_state_seq_get_data(ctx, state, size, SEQ) == size:
+        state = copy_cells(self._llm, n)
+        if state is not None:
             self._snapshots[key] = PrefixSnapshot(self._llm.input_ids[:n].tolist(), state)
 
     def _restore(self, snapshot: PrefixSnapshot) -> None:
-        import llama_cpp
-
-        if not llama_cpp.llama_state_seq_set_data(self._llm.ctx, snapshot.state, snapshot.nbytes, SEQ):
-            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._llm.ctx), True)
+        if not put_cells(self._llm, snapshot.state):
             return
         n = len(snapshot.tokens)
         self._llm.input_ids[:n] = snapshot.tokens
@@ -147,3 +139,26 @@ class PrefixCache:
         if hasattr(self._llm, "_requires_eval"):
             self._llm._requires_eval = True
         self.canonical = n
+
+
+def copy_cells(llm, n: int) -> Optional[ctypes.Array]:
+    """A copy of sequence 0's first ``n`` KV cells (cells after them are dropped from the
+    cache first); None when llama.cpp could not copy them."""
+    import llama_cpp
+
+    ctx = llm.ctx
+    llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(ctx), SEQ, n, -1)
+    size = llama_cpp.llama_state_seq_get_size(ctx, SEQ)
+    state = (ctypes.c_uint8 * size)()
+    return state if llama_cpp.llama_state_seq_get_data(ctx, state, size, SEQ) == size else None
+
+
+def put_cells(llm, state: ctypes.Array) -> bool:
+    """Load cells from ``copy_cells`` into ``llm``'s context; False, with the cache cleared,
+    when llama.cpp refuses them (the caller then runs the next prompt cold)."""
+    import llama_cpp
+
+    if llama_cpp.llama_state_seq_set_data(llm.ctx, state, len(state), SEQ):
+        return True
+    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
+    return False
