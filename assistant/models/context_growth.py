@@ -95,10 +95,11 @@ def _new_context(llm, n_ctx: int) -> None:
 
 
 def _restore(llm, carried: tuple[ctypes.Array, int] | None) -> int:
-    """Put the carried cells into the (new) context; 0 and an empty cache if they don't fit."""
+    """Put the carried cells into the (new, never smaller) context; 0 and an empty cache if
+    there were none or llama.cpp refuses them."""
     llm._requires_eval = True  # the logits in llama.cpp are not these tokens'
     state, n = carried if carried is not None else (None, 0)
-    if state is None or n > llm.context_params.n_ctx or not put_cells(llm, state):
+    if state is None or not put_cells(llm, state):
         llm.n_tokens = 0
         return 0
     llm.n_tokens = n
