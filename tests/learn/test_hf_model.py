@@ -24,3 +24,24 @@ def test_one_load_parses_the_file_once_and_builds_each_name_table_once(tmp_path)
     assert (gguf.GGUFReader, gguf.get_tensor_name_map) == (original_reader, original_names)
     # The one reader holds the whole file: every tensor and the vocabulary.
     assert len(first.tensors) == 272 and len(first.fields["tokenizer.ggml.tokens"].data) == 49152
+
+
+def test_the_faster_reader_reads_what_gguf_py_reads(tmp_path):
+    """The reader ``gguf_parsed_once`` hands out (a plain-array view of the memory map) gives
+    every field and tensor byte for byte as gguf-py's own reader, without copying the file."""
+    import numpy as np
+
+    path = resolve_model("default", Settings(home=tmp_path)).path
+    reference = gguf.GGUFReader(path)
+    with gguf_parsed_once():
+        fast = gguf.GGUFReader(path)
+    assert type(fast) is not gguf.GGUFReader and not isinstance(fast.data, np.memmap)
+    assert list(fast.fields) == list(reference.fields)
+    for name, field in reference.fields.items():
+        other = fast.fields[name]
+        assert (other.types, other.data) == (field.types, field.data), name
+        assert all(np.array_equal(a, b) for a, b in zip(other.parts, field.parts)), name
+    assert [(t.name, t.tensor_type, list(t.shape)) for t in fast.tensors] == \
+        [(t.name, t.tensor_type, list(t.shape)) for t in reference.tensors]
+    assert all(np.array_equal(a.data, b.data) for a, b in zip(fast.tensors, reference.tensors))
+    assert all(np.shares_memory(t.data, fast.data) for t in fast.tensors)  # views into the mapping
