@@ -30,11 +30,14 @@ def test_validation_is_held_out_by_document(learn_home):
     assert len({e.document for e in half.train}) < len(train_docs)
 
 
+BUDGET_S = 30.0
+
+
 @pytest.fixture(scope="module")
 def trained(learn_home):
     events = []
     # Small sequences and a small validation sample: several steps fit even on a busy 2-core box.
-    config = TrainConfig(rank=8, alpha=16, budget_s=60.0, learning_rate=1e-3, batch_size=2, max_tokens=64,
+    config = TrainConfig(rank=8, alpha=16, budget_s=BUDGET_S, learning_rate=1e-3, batch_size=2, max_tokens=64,
                          max_validation_examples=6, evaluations=3, patience=10)
     outcome = learn(learn_home, load_profile("laptop-16gb"), config=config, on_progress=events.append)
     return outcome, events
@@ -64,9 +67,9 @@ def test_exported_checkpoint_is_the_best_one_seen(trained):
 def test_budget_is_respected_within_ten_percent(trained):
     outcome, events = trained
     result = outcome.result
-    assert result.train_seconds <= 60.0 * 1.10
+    assert result.train_seconds <= BUDGET_S * 1.10
     if result.stopped == "budget":
-        assert result.train_seconds >= 60.0 * 0.90
+        assert result.train_seconds >= BUDGET_S * 0.90
     assert any(e["kind"] == "step" for e in events) and any(e["kind"] == "eval" for e in events)
 
 
