@@ -51,6 +51,12 @@ class HomeLayout:
         return self.models / "variants"
 
     @property
+    def tokenizers(self) -> Path:
+        """Tokenizers converted from GGUF files for torch (training, the CIM engine), one
+        folder per model file's sha256: converting takes seconds, reading one back does not."""
+        return self.models / "tokenizers"
+
+    @property
     def router(self) -> Path:
         """The router's measurements."""
         return self.home / "router"

@@ -194,7 +194,7 @@ def run_eval(settings, model_name: str, plan: EvalPlan, n_threads: int, loaded=N
     start = time.perf_counter()
     resolved = resolve_model(model_name, settings)
     digest = sha256_file(resolved.path)
-    model, tokenizer = loaded if loaded is not None else load_hf_model(resolved.path, n_threads)
+    model, tokenizer = loaded or load_hf_model(resolved.path, n_threads, settings.layout.tokenizers)
     text = calibration_text(tokenizer, settings, plan.window, plan.train_windows, plan.val_windows)
     evaluation = torch.tensor(token_windows(tokenizer, corpus_for(settings).evaluation, plan.window,
                                             plan.eval_windows))

@@ -88,7 +88,7 @@ def learn(settings: Settings, profile: DeviceProfile, model_name: str = "default
     from assistant.learn.train import add_lora, train_lora
 
     started = time.perf_counter()
-    hf_model, tokenizer = load_hf_model(model.path, profile.effective_threads())
+    hf_model, tokenizer = load_hf_model(model.path, profile.effective_threads(), settings.layout.tokenizers)
     load_seconds = time.perf_counter() - started
     peft_model = add_lora(hf_model, config)
     result = train_lora(peft_model, tokenizer, dataset, config, on_progress)

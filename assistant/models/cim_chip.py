@@ -135,7 +135,7 @@ def program_chip(settings, spec: ChipSpec, n_threads: int, loaded=None):
 
     config = spec.cim_config()
     engine = CIMEngine(resolve_model(spec.model, settings), config, n_ctx=settings.n_ctx, n_threads=n_threads,
-                       seed=spec.seed, loaded=loaded)
+                       seed=spec.seed, loaded=loaded, tokenizer_cache=settings.layout.tokenizers)
     report = engine.program
     cost = programming_cost(report.pulses_per_chip, report.verify_reads_per_chip, config.device)
     measured = engine.measurements()
@@ -163,7 +163,8 @@ def load_chip_engine(settings, model: str, n_threads: int, loaded=None):
         raise InvalidRequestError(f"{resolved.name}'s file changed since its chip was programmed: "
                                   "run 'assistant cim program' again", param="backend", code="no_chip")
     return CIMEngine(resolved, record.spec.cim_config(), n_ctx=settings.n_ctx, n_threads=n_threads,
-                     seed=record.spec.seed, loaded=loaded, measured=record.measurements()), record
+                     seed=record.spec.seed, loaded=loaded, measured=record.measurements(),
+                     tokenizer_cache=settings.layout.tokenizers), record
 
 
 def save_calibration(settings, record: ChipRecord, engine, val_kl: float, source: str) -> ChipRecord:

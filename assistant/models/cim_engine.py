@@ -14,6 +14,7 @@ import random
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Iterator, Optional
 
 from assistant.errors import ContextLengthExceededError, InvalidRequestError
@@ -77,12 +78,12 @@ class CIMEngine(GenerationEngine):
     """One model on one programmed chip; generates for one request at a time."""
 
     def __init__(self, model: ResolvedModel, config, n_ctx: Optional[int], n_threads: int, seed: int = 0,
-                 loaded=None, measured: Optional[ChipMeasurements] = None):
+                 loaded=None, measured: Optional[ChipMeasurements] = None, tokenizer_cache: Optional[Path] = None):
         """Load ``model`` into torch (or take ``loaded`` = ``(torch_model, tokenizer)``, which is
         converted in place), map its projections with ``config`` (a ``cim_backend`` CIMConfig),
         set the DAC and ADC ranges on text (:meth:`range_inputs`; or take a stored chip's ``measured``
         ones), program chip ``seed`` (no weight write-verified; see :meth:`write_verified`) and
-        install the chip's TSB when it has one."""
+        install the chip's TSB when it has one. ``tokenizer_cache``: see ``load_hf_model``."""
         from cim_backend.network import convert, program_model
 
         from assistant.models.hf_model import load_hf_model
@@ -92,7 +93,7 @@ class CIMEngine(GenerationEngine):
             import torch
 
             torch.set_num_threads(n_threads)  # load_hf_model sets it when it loads
-        net, self.tokenizer = loaded if loaded is not None else load_hf_model(model.path, n_threads)
+        net, self.tokenizer = loaded if loaded is not None else load_hf_model(model.path, n_threads, tokenizer_cache)
         self.net = convert(net, config, inplace=True, include=is_projection)
         self.net.eval()  # new CIM layers start in training mode, which would move their ranges
         limit = getattr(self.net.config, "max_position_embeddings", None) or 2048

@@ -45,3 +45,37 @@ def test_the_faster_reader_reads_what_gguf_py_reads(tmp_path):
         [(t.name, t.tensor_type, list(t.shape)) for t in reference.tensors]
     assert all(np.array_equal(a.data, b.data) for a, b in zip(fast.tensors, reference.tensors))
     assert all(np.shares_memory(t.data, fast.data) for t in fast.tensors)  # views into the mapping
+
+
+def test_the_converted_tokenizer_is_kept_under_the_home_and_read_back(tmp_path):
+    """``load_tokenizer`` with a cache: the first load converts and stores the tokenizer under
+    the file's sha256, the next reads it back and tokenizes (and templates) as the conversion
+    did; a damaged entry is converted again and replaced, and nothing partial is left."""
+    import json
+
+    from assistant.models.catalog import sha256_file
+    from assistant.models.hf_model import load_tokenizer
+
+    settings = Settings(home=tmp_path)
+    path = resolve_model("default", settings).path
+    cache = settings.layout.tokenizers
+    texts = ["The passport is in the grey folder.", "Ünïcödé, tabs\tand\nnew lines 12345 <|im_end|>"]
+    messages = [{"role": "user", "content": "Where is my passport?"}]
+
+    converted = load_tokenizer(path, cache)
+    entry = cache / sha256_file(path)
+    assert [p.name for p in cache.iterdir()] == [entry.name] and (entry / "tokenizer.json").is_file()
+    read_back = load_tokenizer(path, cache)
+    assert type(read_back) is type(converted) and len(read_back) == len(converted) == 49152
+    for text in texts:
+        assert read_back(text).input_ids == converted(text).input_ids
+    assert read_back.apply_chat_template(messages, tokenize=False) == \
+        converted.apply_chat_template(messages, tokenize=False)
+    assert (read_back.eos_token, read_back.bos_token) == (converted.eos_token, converted.bos_token)
+
+    (entry / "tokenizer.json").write_text("{ not json")
+    repaired = load_tokenizer(path, cache)
+    assert repaired(texts[1]).input_ids == converted(texts[1]).input_ids
+    assert [p.name for p in cache.iterdir()] == [entry.name]
+    assert json.loads((entry / "tokenizer.json").read_text())["model"]["type"] == "BPE"  # replaced
+    assert load_tokenizer(path, cache)(texts[0]).input_ids == converted(texts[0]).input_ids
