@@ -12,7 +12,7 @@ the encoder's ONNX export (for indexing the notes) and the float32 model transfo
 from the GGUF (~20 s of GGUF parsing on 2 cores). Neither is part of what is measured.
 
     .venv/bin/python benchmarks/bench_adapters.py            # full: 240 s curve, 6 runs of 60 s
-    .venv/bin/python benchmarks/bench_adapters.py --quick    # smoke: 12 s curve (smaller batches), 1 grid run
+    .venv/bin/python benchmarks/bench_adapters.py --quick    # smoke: 8 s curve (smaller batches), 1 grid run
 """
 from __future__ import annotations
 
@@ -138,10 +138,10 @@ def time_to_within(points: list[dict], best: float, initial: float, tolerance: f
 
 def curve_config(quick: bool) -> TrainConfig:
     """The curve's run: TrainConfig's defaults (rank 8 on q/k/v/o, batches of 4 x 128 tokens)
-    for 240 s, never stopping early. Quick: 12 s of batches of 2 x 48 tokens and 4
+    for 240 s, never stopping early. Quick: 8 s of batches of 2 x 48 tokens and 4
     validation examples, so that even a busy machine makes a few steps and validations."""
     if quick:
-        return TrainConfig(budget_s=12.0, evaluations=4, patience=10**6, batch_size=2, max_tokens=48,
+        return TrainConfig(budget_s=8.0, evaluations=4, patience=10**6, batch_size=2, max_tokens=48,
                            max_validation_examples=4)
     return TrainConfig(budget_s=240.0, evaluations=24, patience=10**6)
 

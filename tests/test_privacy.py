@@ -94,7 +94,7 @@ def test_everything_works_with_only_loopback(tmp_path):
         unset ASSISTANT_ENCODER_EXPORTS  # the encoder is exported here, offline, as a new install does
         {cli} personalize {notes} --quiet
         {cli} chat "Where is item 2 kept?" --strategy rag --max-tokens 8 --n-ctx 512 --quiet
-        {cli} learn --budget 10 --profile laptop-16gb
+        {cli} learn --budget 5 --profile laptop-16gb
         {cli} serve --port 18765 --n-ctx 512 --log-level warning &
         server=$!
         for i in $(seq 1 120); do
