@@ -7,7 +7,7 @@ the end), and the server's resident memory grows by under 10% from the first qua
 the run to the last.
 
     python benchmarks/load.py                 # 2,000 requests at concurrency 16
-    python benchmarks/load.py --quick         # 64 requests at concurrency 8 (what the tests run)
+    python benchmarks/load.py --quick         # 32 requests at concurrency 8 (what the tests run)
 """
 from __future__ import annotations
 
@@ -133,11 +133,11 @@ def main(argv=None) -> int:
     parser.add_argument("--leave-share", type=float, default=0.25, help="share of all clients that leave mid-stream")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--queue-size", type=int, default=None, help="default: the device profile's")
-    parser.add_argument("--quick", action="store_true", help="64 requests at concurrency 8")
+    parser.add_argument("--quick", action="store_true", help="32 requests at concurrency 8")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/load.json"))
     args = parser.parse_args(argv)
     if args.quick:
-        args.requests, args.concurrency = 64, 8
+        args.requests, args.concurrency = 32, 8
     report = run(args.requests, args.concurrency, args.leave_share, args.seed, args.queue_size)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

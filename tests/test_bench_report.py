@@ -52,10 +52,12 @@ def test_quick_serving_figures(bench_quick):
     out, _ = bench_quick
     report = json.loads((out / "data" / "serving.json").read_text())
     data = report["models"]["default"]
-    for workload in ("chat", "rag"):
+    # --quick: two chat rounds (the ratio's interval needs two), the RAG prompt in the first only
+    assert report["config"]["rounds"] == 2 and report["config"]["rag_rounds"] == 1
+    for workload, runs in (("chat", 2), ("rag", 1)):
         for mode, row in data["results"][workload].items():
             assert row["decode_tps_median"] > 0 and row["ttft_ms_median"] > 0, (workload, mode)
-            assert row["runs"] == 2
+            assert row["runs"] == runs, (workload, mode)
     assert 600 <= data["results"]["rag"]["assistant serve"]["prompt_tokens"] <= 1200
     ratio = data["ratios"]["decode_vs_direct_generate"]
     assert ratio["ci95"][0] <= ratio["median"] <= ratio["ci95"][1] and len(ratio["per_round"]) == 2

@@ -58,7 +58,7 @@ def render(results: Path, plots: Path) -> str:
     config = report["config"]
     parts = [f"Greedy, end-of-generation banned, {config['tokens']} tokens per chat prompt ({config['prompts']} "
              f"prompts), a RAG prompt with {config['rag_tokens']} tokens generated; {config['rounds']} interleaved "
-             f"rounds, {config['threads']} threads, context {config['n_ctx']}, f16 KV cache and batch 512 on every side "
+             f"rounds (the RAG prompt in {config.get('rag_rounds', config['rounds'])} of them), {config['threads']} threads, context {config['n_ctx']}, f16 KV cache and batch 512 on every side "
              "(the peers' defaults; the profiles' q8_0 KV and batch 128 are measured in the next sections). Decode rate = completion tokens / "
              "(last content byte - first); TTFT = request start to first content byte; prefill = prompt tokens "
              "/ TTFT. The Ollama-API row cannot ban end-of-generation tokens, so its answers may be shorter. "
