@@ -142,9 +142,10 @@ def test_cim_engine_benchmark_quick(hf_smollm):
 
 
 def test_a_programmed_and_calibrated_chip_reloads_bit_identically(hf_smollm, tmp_path, capsys):
-    """``cim program`` stores a 6-bit-ADC chip; TSB calibration by distillation tunes the block's
-    A and b only; the record then carries the block, and loading it again gives the same
-    logits; TSB on and off differ; a changed model file is refused."""
+    """A 6-bit-ADC chip is programmed and stored (``cim program`` itself runs in
+    tests/learn/test_cim_serving.py); TSB calibration by distillation tunes the block's A and b
+    only; the record then carries the block, and loading it again gives the very logits of the
+    engine that was calibrated; TSB on and off differ; a changed model file is refused."""
     import copy
     import json
 
@@ -153,26 +154,21 @@ def test_a_programmed_and_calibrated_chip_reloads_bit_identically(hf_smollm, tmp
     from assistant.commands import cim
     from assistant.errors import InvalidRequestError
     from assistant.learn.cim_corpus import calibration_text
-    from assistant.models.cim_chip import ChipRecord, load_chip_engine, save_calibration
+    from assistant.models.catalog import resolve_model, sha256_file
+    from assistant.models.cim_chip import ChipRecord, ChipSpec, load_chip_engine, program_chip, save_calibration
     from assistant.models.cim_tsb import calibrate_tsb
     from assistant.settings import Settings
 
     home = ["--home", str(tmp_path)]
-    assert cim.main(["status", *home]) == 1
-    assert "run 'assistant cim program' first" in capsys.readouterr().err
-    assert cim.main(["program", "--adc-bits", "6", "--sigma", "0.05", "--seed", "3", "--n-threads", "2", *home]) == 0
-    shown = capsys.readouterr().out
-    assert "seed 3" in shown and "write-verified" in shown and "uJ" in shown and "no TSB" in shown
     settings = Settings(home=tmp_path)
-    record = ChipRecord.load(settings.layout, "smollm2-135m-instruct")
-    assert record is not None and record.spec.seed == 3 and record.weights > 100_000_000 and record.pulses > 0
+    resolved = resolve_model("default", settings)
+    model, tokenizer = hf_smollm
+    spec = ChipSpec(model=resolved.name, model_sha256=sha256_file(resolved.path), adc_bits=6, sigma_rel=0.05, seed=3)
+    record, engine = program_chip(settings, spec, 2, loaded=(copy.deepcopy(model), tokenizer))
+    assert ChipRecord.load(settings.layout, "smollm2-135m-instruct") == record
+    assert record.spec.seed == 3 and record.weights > 100_000_000 and record.pulses > 0
     assert len(record.input_ranges) == 210 and all(r > 0 for r, _ in record.input_ranges.values())
     assert len(record.adc_ranges) == 210 and all(0 < r <= 1 for r in record.adc_ranges.values())
-    assert cim.main(["status", "--json", *home]) == 0
-    assert json.loads(capsys.readouterr().out)["spec"]["sigma_rel"] == 0.05
-
-    model, tokenizer = hf_smollm
-    engine, record = load_chip_engine(settings, "default", 2, loaded=(copy.deepcopy(model), tokenizer))
     before = {k: v.clone() for k, v in engine.net.state_dict().items()}
     text = calibration_text(tokenizer, settings, window=16, train_windows=2, val_windows=1)
     assert text.source == "shipped"

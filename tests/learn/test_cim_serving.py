@@ -4,7 +4,6 @@ the response carrying the chip's cost; without a programmed chip, a clear 400; a
 ``assistant cim compare``."""
 from __future__ import annotations
 
-import copy
 import gc
 import json
 
@@ -24,11 +23,11 @@ def _client(server: ServerProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=300)
 
 
-def test_backend_cim_over_http(hf_smollm, tmp_path, capsys):
+def test_backend_cim_over_http(tmp_path, capsys):
+    from assistant.commands import cim
     from assistant.errors import InvalidRequestError
-    from assistant.models.catalog import resolve_model, sha256_file
     from assistant.models.chat_format import ChatMessage
-    from assistant.models.cim_chip import ChipSpec, program_chip
+    from assistant.models.cim_chip import ChipRecord
     from assistant.models.generation import SamplingParams
     from assistant.orchestrator import Assistant, AskRequest
     from assistant.router.plan import Backend
@@ -48,11 +47,20 @@ def test_backend_cim_over_http(hf_smollm, tmp_path, capsys):
     assert cpu.plan.backend == Backend.CPU and cpu.stats.cim is None
     del assistant
 
-    settings = Settings(home=tmp_path)
-    resolved = resolve_model("default", settings)
-    model, tokenizer = hf_smollm
-    spec = ChipSpec(model=resolved.name, model_sha256=sha256_file(resolved.path), adc_bits=None, seed=2)
-    program_chip(settings, spec, 2, loaded=(copy.deepcopy(model), tokenizer))
+    # `assistant cim program` (an ideal ADC: this test is about the path, not the chip's
+    # quality) stores the chip; `status` shows it, and said before to program one.
+    home = ["--home", str(tmp_path)]
+    assert cim.main(["status", *home]) == 1
+    assert "run 'assistant cim program' first" in capsys.readouterr().err
+    assert cim.main(["program", "--adc-bits", "ideal", "--seed", "2", "--n-threads", "2", *home]) == 0
+    shown = capsys.readouterr().out
+    assert "seed 2" in shown and "write-verified" in shown and "uJ" in shown and "no TSB" in shown
+    record = ChipRecord.load(Settings(home=tmp_path).layout, "smollm2-135m-instruct")
+    assert record is not None and record.spec.seed == 2 and record.spec.adc_bits is None
+    assert record.weights > 100_000_000 and record.pulses > 0 and record.adc_ranges == {}
+    assert len(record.input_ranges) == 210 and all(r > 0 for r, _ in record.input_ranges.values())
+    assert cim.main(["status", "--json", *home]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"]["sigma_rel"] == 0.02
     # The chips earlier tests made (5 GB each) may wait for the cycle collector; the server's
     # memory guard counts the RAM free now, so give it back first.
     gc.collect()
@@ -85,8 +93,6 @@ def test_backend_cim_over_http(hf_smollm, tmp_path, capsys):
 
     # `assistant cim compare`: the same question digitally and on the chip (no TSB calibrated
     # here, so two answers), through Assistant.ask, with the chip's cost on the chip's answer.
-    from assistant.commands import cim
-
     gc.collect()
     assert cim.main(["compare", "Where is the blue bike parked?", "--strategy", "rag", "--max-tokens", "6",
                      "--json", "--home", str(tmp_path)]) == 0
