@@ -64,10 +64,11 @@ class StudyGrid:
 
     @classmethod
     def quick(cls) -> "StudyGrid":
-        """A tiny subset for tests: one model as shipped, full data, one short budget."""
+        """A tiny subset for tests: one model as shipped, full data, one short budget, one
+        probe per level (every code path runs; its figures mean nothing)."""
         return cls(data_pcts=(100,), models=("smollm2-135m-instruct",), compressions=("shipped",),
                    budgets={"short": 6.0},
-                   probes_per_level=2, max_tokens=48)
+                   probes_per_level=1, max_tokens=48)
 
     def describe(self) -> str:
         budgets = ", ".join(f"{k}={v:g}s" for k, v in self.budgets.items())
