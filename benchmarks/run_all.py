@@ -28,6 +28,7 @@ from benchmarks.report.common import machine  # noqa: E402
 SECTIONS = ["generation", "prefill", "bandwidth", "memory", "retrieval", "learning", "cim", "scaling",
             "long_runs"]
 RUN_TIMEOUT_S = 3600
+MADE = "_made"  # the key of runs.json that says when and at which commit the benchmarks ran
 
 
 def run_section(name: str, quick: bool, results: Path) -> list[dict]:
@@ -58,21 +59,26 @@ def render_section(index: int, name: str, results: Path, plots: Path, runs: list
     lines = [f"## {index}. {section.TITLE}", "", body.strip(), ""]
     for run in runs:
         status = "ok" if run["returncode"] == 0 else f"**failed (exit {run['returncode']})**"
-        lines.append(f"- `{run['command']}`: {run['seconds']:.0f} s, {status}")
+        command = run["command"].replace(f"{REPO}/", "")  # the report is read in other checkouts
+        lines.append(f"- `{command}`: {run['seconds']:.0f} s, {status}")
         if run["returncode"]:
             lines += ["", "```", run["stderr_tail"].strip()[-1200:], "```"]
     return "\n".join(lines) + "\n"
 
 
-def header(quick: bool, started: float, total_s: float) -> str:
-    facts = machine()
+def made(started: float, total_s: float) -> dict:
+    """When and at which commit the benchmarks ran, and how long they took."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip() or "unknown"
+    return {"commit": commit, "date": datetime.date.fromtimestamp(started).isoformat(), "minutes": total_s / 60}
+
+
+def header(quick: bool, run: dict) -> str:
+    facts = machine()
     mode = "`make bench-quick` (smoke figures, not for quoting)" if quick else "`make bench`"
     return "\n".join([
         "# Benchmark results", "",
-        f"Made by {mode} at commit `{commit}` on {datetime.date.fromtimestamp(started).isoformat()}, "
-        f"in {total_s / 60:.1f} minutes.", "",
+        f"Made by {mode} at commit `{run['commit']}` on {run['date']}, in {run['minutes']:.1f} minutes.", "",
         f"Machine: {facts['cpu']}, {facts['cores']} cores ({', '.join(facts['simd']) or 'no SIMD flags read'}), "
         f"{facts['memory_gib']} GiB, Python {facts['python']}. Absolute figures are this machine's; comparisons "
         "are ratios measured in the same run, runs interleaved where the section says so.", ""])
@@ -99,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         if name in chosen and not args.render_only:
             log[name] = run_section(name, args.quick, results)
             log_path.write_text(json.dumps(log, indent=2))
+    if not args.render_only:  # a later --render-only keeps saying when the figures were made
+        log[MADE] = made(started, time.time() - started)
+        log_path.write_text(json.dumps(log, indent=2))
     body = [render_section(i + 1, name, results, plots, log.get(name, [])) for i, name in enumerate(SECTIONS)]
-    report = header(args.quick, started, time.time() - started) + "\n" + "\n".join(body)
+    report = header(args.quick, log.get(MADE) or made(started, 0.0)) + "\n" + "\n".join(body)
     (out / "RESULTS.md").write_text(report)
     print(f"wrote {out / 'RESULTS.md'}", file=sys.stderr)
     failed = [name for name in chosen if any(run["returncode"] for run in log.get(name, []))]

@@ -62,3 +62,29 @@ def test_quick_serving_figures(bench_quick):
     ratio = data["ratios"]["decode_vs_direct_generate"]
     assert ratio["ci95"][0] <= ratio["median"] <= ratio["ci95"][1] and len(ratio["per_round"]) == 2
     assert data["memory"]["assistant serve"]["peak_rss_mb"] > 50
+
+
+def test_render_only_keeps_when_and_how_the_figures_were_made(tmp_path):
+    """A later --render-only says the commit, date and duration of the run that made the JSON,
+    and names the commands relative to the repository (the report is read in other checkouts)."""
+    from benchmarks.run_all import REPO, main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    command = f"python {REPO}/benchmarks/bench_serving.py --out {REPO}/benchmarks/data/serving.json"
+    (data / "runs.json").write_text(json.dumps({
+        "_made": {"commit": "abc1234", "date": "2026-01-02", "minutes": 47.1},
+        "generation": [{"command": command, "seconds": 482.4, "returncode": 0, "stderr_tail": ""}]}))
+    assert main(["--render-only", "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "RESULTS.md").read_text()
+    assert "at commit `abc1234` on 2026-01-02, in 47.1 minutes" in report
+    assert "`python benchmarks/bench_serving.py --out benchmarks/data/serving.json`: 482 s, ok" in report
+    assert str(REPO) not in report
+
+
+def test_load_note_says_what_a_load_average_counts():
+    from benchmarks.report.common import load_note
+
+    note = load_note([2.2, 1.0, float("nan")], 2)
+    assert note.startswith("1-minute load average 1.0-2.2 on 2 cores") and "own threads" in note
+    assert load_note([float("nan")], 2).startswith("1-minute load average not recorded on 2 cores")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.report.common import load, table, verdict
+from benchmarks.report.common import load, load_note, table, verdict
 
 TITLE = "Physical limit"
 SCRIPT = "benchmarks/bench_bandwidth.py"
@@ -47,14 +47,11 @@ def model_table(data: dict) -> str:
 def notes(data: dict) -> list[str]:
     """One verdict per model, and what qualifies the figures."""
     config = data["config"]
-    busiest = max(config.get("load_average_1min", [0.0]))
-    cores = config.get("cores", 1)
+    load = load_note(config.get("load_average_1min", [0.0]), config.get("cores", 1))
     lines = []
     for row in data["models"]:
-        why = (f"The machine was busy (load average {busiest:.1f} on {cores} cores): llama.cpp's threads spin at "
-               "every barrier while their peer waits for a core." if busiest > cores / 2 else
-               "Decode pays for more than reading its weights: dequantizing and multiplying on 2 cores, "
-               "per-token graph and sampling work.")
+        why = ("Decode pays for more than reading its weights: dequantizing and multiplying on 2 cores, "
+               f"per-token graph and sampling work, which weigh most on the smallest model ({load}).")
         lines.append(verdict(row["goal_met"], f"{row['model']} decodes at >= {config['goal_fraction']:.0%} of the "
                              f"bandwidth bound ({row['fraction_of_bound']:.0%})", why))
     short = [row["model"] for row in data["models"]

@@ -61,6 +61,15 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def load_note(averages: Sequence[float], cores: int) -> str:
+    """The 1-minute load averages a benchmark recorded, said for what they are: they count the
+    benchmark's own threads and, for a minute or two, the section that ran before it, so a
+    high one is not by itself a sign of other jobs on the machine."""
+    shown = "-".join(f"{a:.1f}" for a in sorted({round(a, 1) for a in averages if not math.isnan(a)})) or "not recorded"
+    return (f"1-minute load average {shown} on {cores} cores (it counts this benchmark's own threads and the "
+            "tail of the section before it)")
+
+
 def verdict(met: bool, goal: str, why_missed: str = "") -> str:
     """One line saying whether a goal was met, and why not where it was missed."""
     return f"**Goal {'met' if met else 'missed'}**: {goal}." + ("" if met or not why_missed else f" {why_missed}")

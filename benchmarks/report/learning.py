@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.report.common import figure, load, save, table
+from benchmarks.report.common import figure, load, load_note, save, table
 
 TITLE = "Learning"
 SCRIPT = "benchmarks/bench_adapters.py"
@@ -77,8 +77,6 @@ def render(results: Path, plots: Path) -> str:
                 row["base_val_loss"] - row["adapter_val_loss"], row["steps"]] for row in data["grid"]]),
         f"\nGrid: compression x data amount, {config['grid_budget_s']:.0f} s per run.",
     ]
-    busiest = max(config.get("load_average_1min", [0.0]))
-    if busiest > config.get("cores", 1) / 2:
-        lines.append(f"\nThe machine was busy during this run (1-minute load average up to {busiest:.1f} on "
-                     f"{config.get('cores', 1)} cores): tokens/s and times are pessimistic.")
+    if config.get("load_average_1min"):
+        lines.append(f"\nLoad: {load_note(config['load_average_1min'], config.get('cores', 1))}.")
     return "\n".join(lines)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.report.common import figure, finish, load, loglog_fit, table, verdict
+from benchmarks.report.common import figure, finish, load, load_note, loglog_fit, table, verdict
 
 TITLE = "Prompt processing"
 SCRIPT = "benchmarks/bench_prefill.py"
@@ -91,8 +91,7 @@ def render(results: Path, plots: Path) -> str:
     ttft_table, verdicts = _ttft(models)
     chosen = ", ".join(f"{name} {n}" for name, n in config["profile_n_batch"].items())
     return "\n".join([
-        f"{config['threads']} thread(s) on {config['cores']} cores (load average {loads[0]:.1f} before, "
-        f"{loads[1]:.1f} after: other jobs shared the CPU), best of {config['runs']} run(s)"
+        f"{config['threads']} thread(s); {load_note(loads, config['cores'])}; best of {config['runs']} run(s)"
         f"{' (quick mode)' if config['quick'] else ''}.",
         "",
         _sweep(models),
