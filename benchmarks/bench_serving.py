@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "serving.json")
     args = parser.parse_args(argv)
     # quick: a smoke run of every mode and figure. Two chat rounds give the per-round ratio its
-    # interval; one RAG round (its 713-token prefill in every mode is most of the run's time).
+    # interval; one RAG round (its prefill of 600-1,200 tokens in every mode is most of the run's time).
     if args.quick:
         rounds, rag_rounds, tokens, prompts, models = 2, 1, 16, PROMPTS[:1], ["default"]
     else:
