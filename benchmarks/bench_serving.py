@@ -230,10 +230,9 @@ def per_round_ratio(ours: list[list[float]], theirs: list[list[float]]) -> dict:
 
 
 def bench_model(model: str, args, rounds: int, chat_tokens: int, prompts: list[str], env: dict,
-                rag_rounds: int | None = None) -> dict:
+                rag_rounds: int) -> dict:
     """All modes for one model, interleaved round by round; the RAG workload in the first
-    ``rag_rounds`` rounds (default: every round)."""
-    rag_rounds = rounds if rag_rounds is None else rag_rounds
+    ``rag_rounds`` rounds."""
     model_path = str(resolve_model(model, Settings(home=Path(env["ASSISTANT_HOME"]))).path)
     direct = Direct(model_path, args.n_ctx, args.threads)
     banned = direct.banned
