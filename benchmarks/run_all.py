@@ -78,7 +78,8 @@ def header(quick: bool, run: dict) -> str:
     mode = "`make bench-quick` (smoke figures, not for quoting)" if quick else "`make bench`"
     return "\n".join([
         "# Benchmark results", "",
-        f"Made by {mode} at commit `{run['commit']}` on {run['date']}, in {run['minutes']:.1f} minutes.", "",
+        f"Made by {mode} at commit `{run['commit']}` on {run['date']}, "
+        + (f"in {run['minutes']:.1f} minutes." if run.get("minutes") is not None else "in a time not recorded."), "",
         f"Machine: {facts['cpu']}, {facts['cores']} cores ({', '.join(facts['simd']) or 'no SIMD flags read'}), "
         f"{facts['memory_gib']} GiB, Python {facts['python']}. Absolute figures are this machine's; comparisons "
         "are ratios measured in the same run, runs interleaved where the section says so.", ""])
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         log[MADE] = made(started, time.time() - started)
         log_path.write_text(json.dumps(log, indent=2))
     body = [render_section(i + 1, name, results, plots, log.get(name, [])) for i, name in enumerate(SECTIONS)]
-    report = header(args.quick, log.get(MADE) or made(started, 0.0)) + "\n" + "\n".join(body)
+    # JSON from before runs.json kept MADE: today's commit and date, and no duration to claim
+    report = header(args.quick, log.get(MADE) or {**made(started, 0.0), "minutes": None}) + "\n" + "\n".join(body)
     (out / "RESULTS.md").write_text(report)
     print(f"wrote {out / 'RESULTS.md'}", file=sys.stderr)
     failed = [name for name in chosen if any(run["returncode"] for run in log.get(name, []))]
