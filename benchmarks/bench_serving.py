@@ -314,8 +314,9 @@ def summarize(model: str, samples: dict, memory: dict, cpp_built: bool) -> dict:
         if peer in samples["chat"]:
             ratios[f"decode_vs_{peer}"] = per_round_ratio(by_round("chat", OURS, "decode_tps"),
                                                           by_round("chat", peer, "decode_tps"))
-            ratios[f"rag_ttft_vs_{peer}"] = per_round_ratio(by_round("rag", OURS, "ttft_s"),
-                                                            by_round("rag", peer, "ttft_s"))
+            for workload in ("chat", "rag"):
+                ratios[f"{workload}_ttft_vs_{peer}"] = per_round_ratio(by_round(workload, OURS, "ttft_s"),
+                                                                       by_round(workload, peer, "ttft_s"))
     return {"results": results, "memory": memory, "ratios": ratios,
             "cpp_server": "built" if cpp_built else "not built: run `make llama-server` (deploy/build-llama-server.sh)"}
 

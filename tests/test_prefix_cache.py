@@ -12,7 +12,7 @@ from assistant.models.catalog import resolve_model
 from assistant.models.chat_format import ChatMessage
 from assistant.models.engine import Engine
 from assistant.models.generation import GenerationStats, SamplingParams, TextPiece
-from assistant.models.prefix_cache import PrefixCache, common_prefix
+from assistant.models.prefix_cache import MIN_HEAD_TOKENS, PrefixCache, common_prefix, template_head
 from assistant.settings import Settings
 
 N_BATCH = 32
@@ -103,6 +103,52 @@ def test_reuse_point_is_batch_aligned_and_leaves_a_token_to_evaluate(settings):
     assert cache.prepare(tokens[:64]) == 32  # the same 64 tokens: the last one is evaluated again
     cache.invalidate()
     assert cache.prepare(tokens) == 0
+
+
+def ask_plainly(engine: Engine, question: str) -> tuple[str, GenerationStats]:
+    """A conversation with no system message: SmolLM2's template opens it with its own."""
+    events = list(engine.generate(engine.chat_prompt([ChatMessage("user", question)], SamplingParams(**SEEDED))))
+    return "".join(e.text for e in events if isinstance(e, TextPiece)), events[-1]
+
+
+def test_template_head_is_a_chunk_of_its_own_and_comes_from_the_cache(engine, cold_engine, settings):
+    head = engine.prefixes.head
+    assert len(head) >= MIN_HEAD_TOKENS and len(head) < N_BATCH
+    assert engine.tokenize(engine.render_chat([ChatMessage("user", "Hi")]))[:len(head)] == head
+    reference, cold = ask_plainly(cold_engine, "What does the parking permit cost?")
+    ask_plainly(engine, "Where is the fuel log kept?")
+    text, warm = ask_plainly(engine, "What does the parking permit cost?")
+    # shorter than one batch, yet shared: the head, and not one token more
+    assert cold.prompt_cached_tokens == 0 and warm.prompt_cached_tokens == len(head)
+    assert text == reference
+    # a system message of the caller's own replaces the head: nothing of it is reused
+    _, other = ask(engine, "When was the car last refuelled?")
+    assert other.prompt_cached_tokens == 0
+    gemma = Engine(resolve_model("gemma3-270m", settings), n_ctx=256, n_threads=1, n_batch=N_BATCH)
+    assert gemma.prefixes.head == []  # "User: " is too short to be worth a chunk of its own
+
+
+def test_template_head_is_the_shared_opening_less_one_token():
+    opening = list(range(100, 100 + MIN_HEAD_TOKENS + 4))
+    assert template_head([opening + [1, 2], opening + [3], opening + [4, 5]]) == opening[:-1]
+    assert template_head([opening[:MIN_HEAD_TOKENS] + [1], opening[:MIN_HEAD_TOKENS] + [2]]) == []
+
+
+def test_chunks_count_from_the_end_of_the_head(settings):
+    from assistant.models.llama_loader import load_llama
+
+    llm = load_llama(True, model_path=str(resolve_model("default", settings).path), n_ctx=256, n_threads=1,
+                     n_batch=N_BATCH, n_ubatch=N_BATCH, verbose=False)
+    tokens = llm.tokenize(PREAMBLE.encode(), add_bos=True)[:100]
+    cache = PrefixCache(llm, head=tokens[:20])
+    assert cache.prepare(tokens) == 0 and llm.n_tokens == 20  # the head, evaluated on its own
+    llm.eval(tokens[20:])
+    cache.evaluated(len(tokens))
+    assert cache.canonical == 84  # 20 + 2 x 32
+    assert cache.prepare(tokens[:70] + [tokens[0]] * 30) == 52
+    cache.evaluated(len(tokens))  # (not evaluated: only the bookkeeping is under test here)
+    assert cache.prepare([tokens[0]] + tokens[1:60]) == 52
+    assert cache.prepare([tokens[1]] + tokens[1:60]) == 0 and llm.n_tokens == 0  # no head: counted from 0
 
 
 def test_adapter_round_trip_restores_the_prefix_and_the_text(settings, engine, cold_engine):

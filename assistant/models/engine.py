@@ -12,13 +12,13 @@ from typing import Iterator, Optional
 from assistant.errors import ContextLengthExceededError, InvalidRequestError, ModelFileError, ModelTooLargeError
 from assistant.models.build_info import amx_guard_needed, cpu_flags, llama_build_features
 from assistant.models.catalog import ResolvedModel
-from assistant.models.chat_format import ChatFormat, chat_format_for
+from assistant.models.chat_format import ChatFormat, ChatMessage, chat_format_for
 from assistant.models.context_growth import ANSWER_HEADROOM, INITIAL_CONTEXT, next_size, resize_context, start_size
 from assistant.models.engine_api import GenerationEngine, Prompt
 from assistant.models.event_stream import stream_events
 from assistant.models.generation import GenerationEvent, SamplingParams
 from assistant.models.grammar import compile_grammar
-from assistant.models.prefix_cache import PrefixCache
+from assistant.models.prefix_cache import PrefixCache, template_head
 
 
 # The KV cache's element type: f16 is llama.cpp's default; q8_0 halves the cache (the
@@ -107,6 +107,8 @@ class Engine(GenerationEngine):
         self.prefixes = PrefixCache(self._llm, enabled=prefix_reuse)
         self.chat_format: ChatFormat = chat_format_for(
             model.info.chat_template, self._token_text(self._llm.token_bos()), self._token_text(self._llm.token_eos()))
+        self.prefixes.head = template_head([self.tokenize(self.render_chat([ChatMessage("user", text)]))
+                                            for text in ("Hello", "What is the time?")])
         vocab = self._llm._model.vocab
         # EOS and the other end-of-generation tokens (<|im_end|>, <end_of_turn>), bound once:
         # this runs for every generated token.

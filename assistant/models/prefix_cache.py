@@ -8,6 +8,14 @@ prefix, so a seeded request gives the same text either way, whatever the CPU's k
 with other matmul shapes (repacked AVX-512 or ARM kernels may round differently per shape).
 The price: fewer than B prompt tokens evaluated again.
 
+One exception to counting from 0: the chat template's fixed head (for SmolLM2 its default
+system prompt, about 25 tokens, in front of every conversation that brings no system message
+of its own) is evaluated as a chunk of its own whenever a prompt starts with it, cold or warm,
+and the chunks after it are counted from its end. Prompts without a system message then share
+the head from the cache (what llama-cpp-python's server gets from unaligned reuse) and the
+text stays the same cold and warm. Heads shorter than ``MIN_HEAD_TOKENS`` are not split off:
+a chunk of their own costs one more pass over the weights when cold.
+
 An adapter switch changes the weights the cache was computed with, so the cached prefix of
 the weights switched away from is kept as a llama.cpp sequence state (its KV cells only, not
 ``Llama.save_state``'s n_batch x n_vocab scores) and restored on the way back.
@@ -28,6 +36,8 @@ SEQ = 0  # llama-cpp-python runs every request as sequence 0
 # Kept tokens per snapshot: bounds its memory to ~1,024 x the KV bytes per token
 # (SmolLM2-135M f16: 22.5 KiB/token, ~23 MB; gemma3-270m f16: 18 KiB/token, ~19 MB; q8_0 about half).
 MAX_SNAPSHOT_TOKENS = 1024
+# A shorter template head is evaluated with the rest of the prompt (see the module docstring).
+MIN_HEAD_TOKENS = 16
 
 
 def common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:
@@ -39,12 +49,21 @@ def common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:
     return int(differ[0]) if len(differ) else n
 
 
+def template_head(rendered: Sequence[Sequence[int]]) -> list[int]:
+    """The fixed head of the chat template from the tokens of conversations that differ only
+    in their user message: their common prefix less its last token (BPE may merge that one
+    with what follows), or nothing when shorter than ``MIN_HEAD_TOKENS``."""
+    n = min(common_prefix(rendered[0], other) for other in rendered[1:]) - 1
+    return list(rendered[0][:n]) if n >= MIN_HEAD_TOKENS else []
+
+
 @dataclass
 class PrefixSnapshot:
     """A cached prefix kept aside: its tokens and llama.cpp's state of sequence 0."""
 
     tokens: list[int]
     state: ctypes.Array
+    origin: int  # where its chunks are counted from (0, or the template head's length)
 
     @property
     def nbytes(self) -> int:
@@ -55,42 +74,57 @@ class PrefixCache:
     """Where each prompt evaluation starts, and the prefixes kept per adapter key.
 
     ``canonical``: how many leading cached tokens were computed as full, aligned chunks of
-    a prompt evaluation (the last partial chunk and generated tokens are not)."""
+    a prompt evaluation (the last partial chunk and generated tokens are not); ``origin``:
+    where that evaluation's chunks were counted from (0, or the length of ``head``, the chat
+    template's fixed head, when the prompt started with it)."""
 
-    def __init__(self, llm, enabled: bool = True, max_snapshot_tokens: int = MAX_SNAPSHOT_TOKENS):
+    def __init__(self, llm, enabled: bool = True, max_snapshot_tokens: int = MAX_SNAPSHOT_TOKENS,
+                 head: Sequence[int] = ()):
         self._llm = llm
         self.n_batch = int(llm.n_batch)
         self.enabled = enabled
         self.max_snapshot_tokens = max_snapshot_tokens
+        self.head = list(head)
         self.canonical = 0
+        self.origin = 0
         self._snapshots: dict[Hashable, PrefixSnapshot] = {}
 
-    def _aligned(self, n: int) -> int:
-        return n // self.n_batch * self.n_batch
+    def _aligned(self, n: int, origin: int) -> int:
+        """The last chunk boundary at or before ``n`` when chunks start at ``origin``."""
+        return 0 if n < origin else origin + (n - origin) // self.n_batch * self.n_batch
+
+    def origin_of(self, tokens: Sequence[int]) -> int:
+        """Where the chunks of ``tokens`` start: after the template head if it opens them."""
+        n = len(self.head)
+        return n if n and len(tokens) > n and common_prefix(self.head, tokens[:n]) == n else 0
 
     def prepare(self, tokens: Sequence[int]) -> int:
-        """Make ``Llama.generate(tokens)`` start evaluating at an aligned reuse point; returns
-        the prompt tokens it will take from the cache. Done for every request, seeded or not:
-        the cost is under B tokens evaluated again, and one rule keeps the cache canonical."""
-        keep = 0
-        if self.enabled:
+        """Make ``Llama.generate(tokens)`` start evaluating at a chunk boundary; returns the
+        prompt tokens it takes from the cache. Done for every request, seeded or not: the
+        cost is under B tokens evaluated again, and one rule keeps the cache canonical. A
+        template head not cached is evaluated here, as the chunk of its own it always is."""
+        origin, keep = self.origin_of(tokens), 0
+        if self.enabled and origin == self.origin:
             usable = min(self._llm.n_tokens, self.canonical)
             # At least one prompt token is evaluated: its logits give the first token.
-            keep = self._aligned(min(common_prefix(self._llm.input_ids[:usable], tokens), len(tokens) - 1))
-        # generate() finds tokens[:keep] cached, trims the KV cache there and evaluates the
-        # rest from position keep; with keep == 0 it resets.
+            keep = self._aligned(min(common_prefix(self._llm.input_ids[:usable], tokens), len(tokens) - 1), origin)
+        # generate() finds tokens[:n_tokens] cached, trims the KV cache there and evaluates
+        # the rest from that position; with n_tokens == 0 it resets.
         self._llm.n_tokens = keep
-        self.canonical = keep
+        self.canonical, self.origin = keep, origin
+        if keep < origin:
+            self._llm.eval(list(tokens[:origin]))
+            self.canonical = origin
         return keep
 
     def evaluated(self, n_prompt: int) -> None:
-        """The whole prompt of ``n_prompt`` tokens was evaluated from an aligned start."""
-        self.canonical = self._aligned(n_prompt)
+        """The whole prompt of ``n_prompt`` tokens was evaluated from a chunk boundary."""
+        self.canonical = self._aligned(n_prompt, self.origin)
 
     def invalidate(self) -> None:
         """Forget the cache (a logits probe, other weights): the next prompt runs cold."""
         self._llm.reset()
-        self.canonical = 0
+        self.canonical = self.origin = 0
 
     def switch(self, old_key: Hashable, new_key: Hashable, keep_old: bool = True) -> None:
         """The weights change from ``old_key``'s to ``new_key``'s: keep the cached prefix
@@ -120,14 +154,14 @@ class PrefixCache:
         return sum(snapshot.nbytes for snapshot in self._snapshots.values())
 
     def _save(self, key: Hashable) -> None:
-        n = self._aligned(min(self.canonical, self._llm.n_tokens, self.max_snapshot_tokens))
+        n = self._aligned(min(self.canonical, self._llm.n_tokens, self.max_snapshot_tokens), self.origin)
         self._snapshots.pop(key, None)
         if n == 0:
             return
         # Only the canonical part is worth keeping; the cache is cleared after this anyway.
         state = copy_cells(self._llm, n)
         if state is not None:
-            self._snapshots[key] = PrefixSnapshot(self._llm.input_ids[:n].tolist(), state)
+            self._snapshots[key] = PrefixSnapshot(self._llm.input_ids[:n].tolist(), state, self.origin)
 
     def _restore(self, snapshot: PrefixSnapshot) -> None:
         if not put_cells(self._llm, snapshot.state):
@@ -138,7 +172,7 @@ class PrefixCache:
         # The logits in llama.cpp are not these tokens': generate() must evaluate before sampling.
         if hasattr(self._llm, "_requires_eval"):
             self._llm._requires_eval = True
-        self.canonical = n
+        self.canonical, self.origin = n, snapshot.origin
 
 
 def copy_cells(llm, n: int) -> Optional[ctypes.Array]:
