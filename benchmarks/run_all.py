@@ -32,9 +32,10 @@ MADE = "_made"  # the key of runs.json that says when and at which commit the be
 
 
 def run_section(name: str, quick: bool, results: Path) -> list[dict]:
-    """Run a section's benchmark commands; what each took and how it ended."""
+    """Run a section's benchmark commands; what each took, how it ended, at which commit."""
     section = importlib.import_module(f"benchmarks.report.{name}")
     runs = []
+    commit = head_commit()
     for argv in section.commands(quick, results):
         started = time.monotonic()
         print(f"[{name}] {' '.join(argv)}", file=sys.stderr, flush=True)
@@ -45,12 +46,14 @@ def run_section(name: str, quick: bool, results: Path) -> list[dict]:
         except subprocess.TimeoutExpired as exc:
             code, tail = -1, f"timed out after {RUN_TIMEOUT_S} s: {str(exc.stderr or '')[-1500:]}"
         runs.append({"command": "python " + " ".join(argv), "seconds": round(time.monotonic() - started, 1),
-                     "returncode": code, "stderr_tail": tail if code else ""})
+                     "returncode": code, "stderr_tail": tail if code else "", "commit": commit,
+                     "date": datetime.date.today().isoformat()})
     return runs
 
 
-def render_section(index: int, name: str, results: Path, plots: Path, runs: list[dict]) -> str:
-    """One numbered section: its markdown, then how it was made."""
+def render_section(index: int, name: str, results: Path, plots: Path, runs: list[dict], made_at: str) -> str:
+    """One numbered section: its markdown, then how it was made (with the commit and date of
+    a run made later than the report's ``made_at`` commit, by --only)."""
     section = importlib.import_module(f"benchmarks.report.{name}")
     try:
         body = section.render(results, plots)
@@ -60,17 +63,24 @@ def render_section(index: int, name: str, results: Path, plots: Path, runs: list
     for run in runs:
         status = "ok" if run["returncode"] == 0 else f"**failed (exit {run['returncode']})**"
         command = run["command"].replace(f"{REPO}/", "")  # the report is read in other checkouts
-        lines.append(f"- `{command}`: {run['seconds']:.0f} s, {status}")
+        later = f" (run again at commit `{run['commit']}` on {run['date']})" \
+            if run.get("commit", made_at) != made_at else ""
+        lines.append(f"- `{command}`: {run['seconds']:.0f} s, {status}{later}")
         if run["returncode"]:
             lines += ["", "```", run["stderr_tail"].strip()[-1200:], "```"]
     return "\n".join(lines) + "\n"
 
 
+def head_commit() -> str:
+    """The checkout's commit, short."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                          text=True).stdout.strip() or "unknown"
+
+
 def made(started: float, total_s: float) -> dict:
     """When and at which commit the benchmarks ran, and how long they took."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
-    return {"commit": commit, "date": datetime.date.fromtimestamp(started).isoformat(), "minutes": total_s / 60}
+    return {"commit": head_commit(), "date": datetime.date.fromtimestamp(started).isoformat(),
+            "minutes": total_s / 60}
 
 
 def header(quick: bool, run: dict) -> str:
@@ -106,12 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         if name in chosen and not args.render_only:
             log[name] = run_section(name, args.quick, results)
             log_path.write_text(json.dumps(log, indent=2))
-    if not args.render_only:  # a later --render-only keeps saying when the figures were made
+    # A later --render-only keeps saying when the figures were made; an --only run into a
+    # report that has a whole run keeps that run's header (its own runs name their commit).
+    if not args.render_only and not (args.only and MADE in log):
         log[MADE] = made(started, time.time() - started)
         log_path.write_text(json.dumps(log, indent=2))
-    body = [render_section(i + 1, name, results, plots, log.get(name, [])) for i, name in enumerate(SECTIONS)]
     # JSON from before runs.json kept MADE: today's commit and date, and no duration to claim
-    report = header(args.quick, log.get(MADE) or {**made(started, 0.0), "minutes": None}) + "\n" + "\n".join(body)
+    run = log.get(MADE) or {**made(started, 0.0), "minutes": None}
+    body = [render_section(i + 1, name, results, plots, log.get(name, []), run["commit"])
+            for i, name in enumerate(SECTIONS)]
+    report = header(args.quick, run) + "\n" + "\n".join(body)
     (out / "RESULTS.md").write_text(report)
     print(f"wrote {out / 'RESULTS.md'}", file=sys.stderr)
     failed = [name for name in chosen if any(run["returncode"] for run in log.get(name, []))]

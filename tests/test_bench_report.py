@@ -82,6 +82,25 @@ def test_render_only_keeps_when_and_how_the_figures_were_made(tmp_path):
     assert str(REPO) not in report
 
 
+def test_a_section_run_again_keeps_the_whole_runs_header_and_names_its_commit(tmp_path):
+    """--only into a report made by a whole run: the header still says that run's commit and
+    minutes; the section run again says its own commit at its command."""
+    from benchmarks.run_all import head_commit, main, render_section
+
+    data = tmp_path / "data"
+    data.mkdir()
+    made = {"commit": "abc1234", "date": "2026-01-02", "minutes": 47.1}
+    (data / "runs.json").write_text(json.dumps({"_made": made}))
+    assert main(["--only", "long_runs", "--out", str(tmp_path)]) == 0  # a section with no commands
+    assert json.loads((data / "runs.json").read_text())["_made"] == made
+    assert "at commit `abc1234` on 2026-01-02, in 47.1 minutes" in (tmp_path / "RESULTS.md").read_text()
+    run = {"command": "python benchmarks/bench_serving.py", "seconds": 482.4, "returncode": 0, "stderr_tail": "",
+           "commit": head_commit(), "date": "2026-01-03"}
+    again = render_section(1, "long_runs", data, tmp_path / "plots", [run], made_at="abc1234")
+    assert f"482 s, ok (run again at commit `{head_commit()}` on 2026-01-03)" in again
+    assert "run again" not in render_section(1, "long_runs", data, tmp_path / "plots", [run], made_at=head_commit())
+
+
 def test_load_note_says_what_a_load_average_counts():
     from benchmarks.report.common import load_note
 
