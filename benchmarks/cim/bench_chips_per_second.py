@@ -49,7 +49,6 @@ from cim_backend.train import TrainConfig, train  # noqa: E402
 PROG_COEFF_US = 2.06  # see the module docstring: matches 0.1166 * max|W| per weight
 # The CIM engine's tokens/s need the language model loaded (tens of seconds): its own
 # benchmark measures them, against digital torch and llama.cpp in the same run.
-CIM_ENGINE_MISSING = "measured by benchmarks/cim/bench_cim_engine.py (the CIM engine, #12), not here"
 # --quick: seconds in total, one repeat; what the tests and `make bench-quick` run.
 QUICK = {"epochs": 4, "chips": 30, "aihwkit_chips": 10, "sweep": [1, 10, 30], "aihwkit_sweep": [1, 3, 10], "repeats": 1}
 
@@ -196,7 +195,6 @@ def main(argv: list[str] | None = None) -> int:
         "cim_backend_read_noise": _median_rate(lambda n: bench_cim(cim_noisy, split, n), args.chips, args.repeats),
         "sweep": {"cim_backend": cim_sweep},
         "speedup_vs_aihwkit": None,
-        "cim_engine": {"tokens_per_second": None, "reason": CIM_ENGINE_MISSING},
     }
     analog, facts = _aihwkit_or_reason(model)
     results["aihwkit"] = facts

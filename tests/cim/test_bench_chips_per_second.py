@@ -34,7 +34,6 @@ def test_quick_json_times_both_tools_on_the_same_work(quick_results):
     sweep = data["sweep"]["cim_backend"]
     assert [r["chips"] for r in sweep] == [1, 10, 30]
     assert sweep[-1]["median_seconds"] > sweep[0]["median_seconds"] > 0
-    assert data["cim_engine"]["tokens_per_second"] is None and "bench_cim_engine.py" in data["cim_engine"]["reason"]
     aihwkit = data["aihwkit"]
     if aihwkit["available"]:
         assert aihwkit["chips"] == 10 and [r["chips"] for r in data["sweep"]["aihwkit"]] == [1, 3, 10]

@@ -128,9 +128,13 @@ def test_cim_engine_sampling_is_seeded_and_stops_as_asked(cim_engines):
         engine.text_prompt("word " * 600, SamplingParams())
 
 
-def test_cim_engine_benchmark_quick(hf_smollm):
+def test_cim_engine_benchmark_quick(hf_smollm, tmp_path):
+    """The benchmark's quick run, and the report's CIM section renders its JSON."""
     import importlib.util
+    import json
     from pathlib import Path
+
+    from benchmarks.report.cim import ENGINE_RESULT, engine_speed
 
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "cim" / "bench_cim_engine.py"
     spec = importlib.util.spec_from_file_location("bench_cim_engine", path)
@@ -139,6 +143,10 @@ def test_cim_engine_benchmark_quick(hf_smollm):
     result = module.run(module._parse(["--quick"]), loaded=hf_smollm)
     assert set(result["results"]) == {"digital", "cim", "llama.cpp"}
     assert all(r["decode_tokens_per_s"] > 0 and len(r["samples"]) == 1 for r in result["results"].values())
+    (tmp_path / ENGINE_RESULT).write_text(json.dumps(result))
+    rows = [line for line in engine_speed(tmp_path).splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in rows[1:]] == list(result["results"])
+    assert "n/a" in engine_speed(tmp_path / "elsewhere")
 
 
 def test_a_programmed_and_calibrated_chip_reloads_bit_identically(hf_smollm, tmp_path, capsys):
