@@ -149,7 +149,13 @@ class CIMEngine(GenerationEngine):
         if stored:
             set_adc_ranges(self.net, stored)
             return
-        calibrate_adc_ranges(self.net, self.range_inputs())
+        import torch
+
+        # Measured through noisy reads: seeded with the chip's seed, so that one seed is one
+        # chip however many this process built before (the global RNG is left as it was).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            calibrate_adc_ranges(self.net, self.range_inputs())
 
     def measurements(self) -> ChipMeasurements:
         """What this chip measured (DAC and ADC ranges, TSB): the part of a chip record that

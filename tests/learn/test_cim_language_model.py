@@ -177,6 +177,9 @@ def test_a_programmed_and_calibrated_chip_reloads_bit_identically(hf_smollm, tmp
     assert record.spec.seed == 3 and record.weights > 100_000_000 and record.pulses > 0
     assert len(record.input_ranges) == 210 and all(r > 0 for r, _ in record.input_ranges.values())
     assert len(record.adc_ranges) == 210 and all(0 < r <= 1 for r in record.adc_ranges.values())
+    torch.rand(1000)  # whatever ran before, measuring again gives this chip's ranges (its seed's)
+    engine._set_adc_ranges(None)
+    assert engine.measurements().adc_ranges == record.adc_ranges
     before = {k: v.clone() for k, v in engine.net.state_dict().items()}
     text = calibration_text(tokenizer, settings, window=16, train_windows=2, val_windows=1)
     assert text.source == "shipped"
