@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from assistant.commands.common import add_settings_flags, cli_errors, settings_from_args
+from assistant.models.cim_tsb import DEFAULT_LR, DEFAULT_WIDTH
 
 ACTIONS = ("program", "calibrate", "status", "eval", "compare", "reproduce")
 
@@ -32,8 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     program.add_argument("--seed", type=int, default=0, help="the chip's seed (its variation realisation)")
     calibrate = sub.add_parser("calibrate", help="train the stored chip's TSB by distillation from the digital model")
     calibrate.add_argument("--budget", type=float, default=300.0, help="seconds of training (default 300)")
-    calibrate.add_argument("--width", type=int, default=64, help="the block's width k (default 64)")
-    calibrate.add_argument("--lr", type=float, default=0.003)
+    calibrate.add_argument("--width", type=int, default=DEFAULT_WIDTH,
+                           help=f"the block's width k (default {DEFAULT_WIDTH}, chosen on validation)")
+    calibrate.add_argument("--lr", type=float, default=DEFAULT_LR,
+                           help=f"Adam's learning rate (default {DEFAULT_LR:g}, chosen on validation)")
     calibrate.add_argument("--max-steps", type=int, default=None, help="stop after this many steps too")
     calibrate.add_argument("--windows", type=int, default=24, help="64-token calibration windows (default 24)")
     status = sub.add_parser("status", help="show the stored chip")

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 from assistant.learn.cim_corpus import calibration_text, corpus_for, token_windows
 from assistant.models.cim_chip import ChipSpec
-from assistant.models.cim_tsb import calibrate_tsb, tune_on_chip
+from assistant.models.cim_tsb import DEFAULT_LR, DEFAULT_WIDTH, calibrate_tsb, tune_on_chip
 
 MIN_GAP_NATS = 0.1  # levels where the chip costs less than this on validation text are not scored
 
@@ -36,8 +36,8 @@ class EvalPlan:
     window: int = 64
     train_windows: int = 24
     val_windows: int = 4
-    width: int = 64
-    lr: float = 0.003
+    width: int = DEFAULT_WIDTH
+    lr: float = DEFAULT_LR
     adc_bits: Optional[int] = 6
     weight_bits: int = 4
     device: str = "rram"

@@ -2,8 +2,8 @@
 
 Transformer form: after every chip projection (q, k, v, o, gate, up, down), the output of
 every token is cut into groups of ``width`` channels and one shared block adds ``A DAC(y) + b``
-to each group (``cim_backend.tsb``'s grouping rule: 576 = 9 groups of 64, 192 = 3, 1536 = 24;
-a width that does not divide is zero-padded). ``A`` (``width**2`` weights) is programmed onto
+to each group (``cim_backend.tsb``'s grouping rule: with the default width of 96, 576 = 6 groups,
+192 = 2, 1536 = 16; a width that does not divide is zero-padded). ``A`` (``width**2`` weights) is programmed onto
 the crossbar with write-verify; ``b`` and each site's DAC range are digital. Nothing else of
 the chip changes. Calibration distils the digital model's next-token distributions into the
 chip's by training ``A`` and ``b`` only, against one read-back of the chip.
@@ -15,7 +15,10 @@ from typing import Callable, Optional, Sequence
 
 from assistant.errors import InvalidRequestError
 
-DEFAULT_WIDTH = 64
+# The block's width and Adam's learning rate for calibration, chosen on validation text on
+# chips the evaluation never programs (benchmarks/cim/select_tsb.py, lm-full/tsb-selection.json).
+DEFAULT_WIDTH = 96
+DEFAULT_LR = 0.003
 
 
 @dataclass(frozen=True)

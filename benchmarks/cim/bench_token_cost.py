@@ -13,12 +13,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from assistant.models.cim_tsb import DEFAULT_WIDTH  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     """Print uJ and us per token for each ``--adc-bits``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--adc-bits", type=int, nargs="+", default=[6, 8])
-    parser.add_argument("--width", type=int, default=64, help="TSB width")
+    parser.add_argument("--width", type=int, default=DEFAULT_WIDTH, help=f"TSB width (default {DEFAULT_WIDTH})")
     args = parser.parse_args(argv)
 
     from cim_backend.cost import token_cost

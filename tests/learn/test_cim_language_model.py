@@ -239,9 +239,9 @@ def test_cim_eval_measures_digital_chip_and_tsb_on_held_out_text(hf_smollm, tmp_
     assert keys <= set(summary) and summary["chips"] == [1] and summary["sigma"] == [0.1]
     chip = report.chips_run[0]
     assert chip.ce_cim > report.ce_digital + 0.1 and chip.calibration_steps == 2
-    assert 0 < summary["verified_fraction"] < 0.001  # the block's 4,096 weights of ~106M
+    assert 0 < summary["verified_fraction"] < 0.001  # the block's width**2 weights of ~106M
     swv = summary["levels"][0]["selective_write_verify"]["100"]
-    assert swv["verified_weights"] == 409_600 and chip.ce_swv[100] < chip.ce_cim  # verifying helps the chip
+    assert swv["verified_weights"] == 100 * plan.width ** 2 and chip.ce_swv[100] < chip.ce_cim  # verifying helps the chip
     json.dumps(summary)
     plot(summary, tmp_path / "eval.png")
     assert (tmp_path / "eval.png").stat().st_size > 1000
@@ -285,7 +285,7 @@ def test_swv_on_the_committed_chips_is_summarised_beside_their_tsb():
     spec = importlib.util.spec_from_file_location("bench_swv_on_eval_chips", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    committed = {"plan": {"sigmas": [0.05, 0.1], "chips": 5, "budget_s": 180.0, "adc_bits": 6},
+    committed = {"plan": {"sigmas": [0.05, 0.1], "chips": 5, "budget_s": 180.0, "adc_bits": 6, "width": 64},
                  "levels": [{"sigma": 0.05, "recovery": 0.46, "recovery_ci95": [0.38, 0.53]}],
                  "per_chip": [{"sigma": 0.05, "seed": 0, "ce_cim": 9.7}]}
     plan = module._plan(committed, quick=False)
