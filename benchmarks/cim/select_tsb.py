@@ -11,9 +11,9 @@ where they come from. Protocol, fixed before any run:
   median the full evaluation's 180-second budget reached per chip, 16 to 30), so a busy
   machine changes nothing but the wall time;
 - score: cross-entropy of chip + TSB on the validation windows, averaged over the levels;
-- search, coordinate-wise: the learning rate over ``LRS`` at the default width, then the width
-  over ``WIDTHS`` (each divides 192, 576 and 1536) at the best learning rate. A wider block has
-  more weights (``width**2``, each write-verified), so the table gives them.
+- search, coordinate-wise: the learning rate over ``LRS`` at ``START_WIDTH`` (the default
+  before this search), then the width over ``WIDTHS`` (each divides 192, 576 and 1536) at the
+  best learning rate. A wider block has more weights (``width**2``, each write-verified).
 It writes after every calibration and resumes from what ``--out`` already holds.
 
     .venv/bin/python benchmarks/cim/select_tsb.py [--steps 24] [--out benchmarks/cim/lm-full/tsb-selection.json]
@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 SELECTION_SEED = 1000
 LRS = (0.001, 0.003, 0.01)
 WIDTHS = (32, 64, 96)
+START_WIDTH = 64  # fixed, not the plan's default: the choice made here became that default
 
 
 def coordinate_search(score: Callable[[float, int], float], lrs, widths, default_width: int) -> dict:
@@ -106,8 +107,8 @@ def run(args: argparse.Namespace, loaded=None, say=print) -> dict:
             values.append(rows[key]["val_ce_cim_tsb"])
         return sum(values) / len(values)
 
-    lrs, widths = (LRS[:2], (plan.width,)) if args.quick else (LRS, WIDTHS)
-    search = coordinate_search(score, lrs, widths, plan.width)
+    lrs, widths = (LRS[:2], (START_WIDTH,)) if args.quick else (LRS, WIDTHS)
+    search = coordinate_search(score, lrs, widths, START_WIDTH)
     report = {"protocol": {"seed": SELECTION_SEED, "sigmas": list(plan.sigmas), "steps": args.steps,
                            "train_windows": plan.train_windows, "val_windows": plan.val_windows,
                            "window": plan.window, "device": plan.device, "weight_bits": plan.weight_bits,
