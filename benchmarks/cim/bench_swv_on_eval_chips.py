@@ -4,7 +4,9 @@
 it programs, but the committed full run (``benchmarks/cim/lm-full/cim-eval.json``) predates
 that step, and a whole new run takes longer than this machine's session. Chips are the seed
 plus the plan, so this script programs the same chips again (same plan, same seeds, same
-per-layer ranges set on the same text), measures each without TSB and with each SWV budget
+per-layer ranges set on the same text; only since the ADC ranges are measured with the seed's
+read noise, which the committed run predates: its chips and this script's committed output
+differ by their ranges), measures each without TSB and with each SWV budget
 on the same held-out windows, and puts the SWV recovery beside the committed TSB and
 norm-gains recovery of the same chips. It writes after every chip and resumes from what the
 output already holds.
