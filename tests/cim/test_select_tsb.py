@@ -1,5 +1,5 @@
 """The TSB's learning rate and width are chosen on validation by a coordinate search
-(benchmarks/cim/select_tsb.py): the learning rate at the default width first, then the width
+(benchmarks/cim/select_tsb.py): the learning rate at a fixed starting width first, then the width
 at that learning rate; the committed choice is the one the evaluation plan uses."""
 from __future__ import annotations
 
