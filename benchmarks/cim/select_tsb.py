@@ -51,19 +51,18 @@ def coordinate_search(score: Callable[[float, int], float], lrs, widths, default
     return {"trials": trials, "lr": best["lr"], "width": best["width"]}
 
 
-def _validation_ce(plan, sigma: float, lr: float, width: int, steps: int, loaded, text, say) -> dict:
-    """Program the selection chip at ``sigma``, calibrate its TSB and score it on validation."""
+def _validation_ce(plan, sigma: float, lr: float, width: int, steps: int, served, loaded, text, say) -> dict:
+    """Program the selection chip at ``sigma`` (``served``: the resolved model and its sha256),
+    calibrate its TSB and score it on validation."""
     from cim_backend.distill import DistillConfig
 
     from assistant.learn.cim_eval import cross_entropy
-    from assistant.models.catalog import resolve_model, sha256_file
     from assistant.models.cim_engine import CIMEngine
     from assistant.models.cim_tsb import calibrate_tsb
-    from assistant.settings import Settings
 
-    resolved = resolve_model("default", Settings(home=Path(tempfile.mkdtemp(prefix="select-tsb-"))))
+    resolved, digest = served
     model, tokenizer = loaded
-    config = plan.chip_config(sigma, SELECTION_SEED, resolved.name, sha256_file(resolved.path))
+    config = plan.chip_config(sigma, SELECTION_SEED, resolved.name, digest)
     engine = CIMEngine(resolved, config, None, 2, seed=SELECTION_SEED, loaded=(copy.deepcopy(model), tokenizer))
     started = time.perf_counter()
     result = calibrate_tsb(engine, text, DistillConfig(lr=lr, budget_s=math.inf, max_steps=steps,
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace, loaded=None, say=print) -> dict:
 
     from assistant.learn.cim_corpus import calibration_text
     from assistant.learn.cim_eval import EvalPlan
-    from assistant.models.catalog import resolve_model
+    from assistant.models.catalog import resolve_model, sha256_file
     from assistant.models.hf_model import load_hf_model
     from assistant.settings import Settings
 
@@ -91,7 +90,9 @@ def run(args: argparse.Namespace, loaded=None, say=print) -> dict:
     if args.quick:
         plan = replace(plan, sigmas=plan.sigmas[:1], train_windows=4, val_windows=2)
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="select-tsb-")))
-    loaded = loaded or load_hf_model(resolve_model("default", settings).path, 2, settings.layout.tokenizers)
+    resolved = resolve_model("default", settings)
+    served = (resolved, sha256_file(resolved.path))  # hashed once, not per calibration
+    loaded = loaded or load_hf_model(resolved.path, 2, settings.layout.tokenizers)
     text = calibration_text(loaded[1], settings, plan.window, plan.train_windows, plan.val_windows)
     done = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
     rows = {key: row for key, row in done.get("rows", {}).items() if row.get("steps_asked") == args.steps}
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace, loaded=None, say=print) -> dict:
         for sigma in plan.sigmas:
             key = f"{sigma:g}/{lr:g}/{width}"
             if key not in rows:
-                rows[key] = {**_validation_ce(plan, sigma, lr, width, args.steps, loaded, text, say),
+                rows[key] = {**_validation_ce(plan, sigma, lr, width, args.steps, served, loaded, text, say),
                              "steps_asked": args.steps}
                 _write(args.out, {"rows": rows})
             values.append(rows[key]["val_ce_cim_tsb"])
