@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -69,6 +69,7 @@ class Store:
         self.db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
         self.db.execute("PRAGMA foreign_keys = ON")
         self._stemmer = QueryStemmer()
+        self._match_counts = MatchCountCache(self.db)
         if writable:
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
@@ -240,7 +241,7 @@ class Store:
         if not words:
             return []
         cap = MAX_TERM_CHUNKS
-        counts = {word: self._chunks_matching(word, cap + 1) for word in words}
+        counts = self._match_counts.counts(words, cap + 1, self._chunks_matching)
         present = [w for w in words if counts[w] > 0]
         kept = [w for w in present if counts[w] <= cap]
         if not kept and present:  # only common words: now their exact counts are worth reading
@@ -270,6 +271,34 @@ class Store:
 
 
 MAX_TERM_CHUNKS = 5000
+MATCH_COUNTS_KEPT = 20_000  # words whose bounded match counts a connection remembers (about 2 MB)
+
+
+class MatchCountCache:
+    """Each query word's bounded match count, remembered until the index changes.
+
+    Counting is a third of BM25's time on a large index (a common word walks up to
+    ``MAX_TERM_CHUNKS`` rowids) and people ask with the same words again and again. The
+    counts are dropped whenever ``PRAGMA data_version`` says another connection committed
+    (a personalize run) or this connection changed a row itself, so a count is always the
+    current index's."""
+
+    def __init__(self, db: sqlite3.Connection, kept: int = MATCH_COUNTS_KEPT):
+        self._db = db
+        self._kept = kept
+        self._version: Optional[tuple[int, int]] = None
+        self._counts: dict[tuple[str, int], int] = {}
+
+    def counts(self, words: list[str], at_most: int, count: Callable[[str, int], int]) -> dict[str, int]:
+        """word -> ``count(word, at_most)``, from memory where the index has not changed."""
+        version = (int(self._db.execute("PRAGMA data_version").fetchone()[0]), self._db.total_changes)
+        if version != self._version or len(self._counts) > self._kept:
+            self._counts.clear()
+            self._version = version
+        for word in words:
+            if (word, at_most) not in self._counts:
+                self._counts[(word, at_most)] = count(word, at_most)
+        return {word: self._counts[(word, at_most)] for word in words}
 _STOPWORDS = frozenset(
     "a an and are as at be by did do does for from had has have how i in is it its me my of on or our so "
     "than that the their them then there these they this to was we were what when where which who whom why "

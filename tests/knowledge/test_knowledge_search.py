@@ -67,3 +67,47 @@ def test_words_in_too_many_chunks_are_left_out_of_bm25(notes, settings, monkeypa
         assert [kb._store.chunks_by_id([cid])[cid].path for cid, _ in ranked] == [str(notes / "n0.md")]
         assert len(kb._store.lexical_search("weekly", 10)) == 4  # only common words: the rarest is kept
         assert kb._store.lexical_search("zeppelin", 10) == []
+
+
+def test_match_counts_are_remembered_until_the_index_changes(notes, settings, monkeypatch):
+    from assistant.knowledge import store
+
+    write(notes / "a.md", "# A\nThe kayak trip is in May.\n")
+    write(notes / "b.md", "# B\nThe tax forms are due.\n")
+    Indexer(settings).run([notes])
+    monkeypatch.setattr(store, "MAX_TERM_CHUNKS", 2)
+    with KnowledgeBase.open(settings) as kb:
+        statements: list[str] = []
+        kb._store.db.set_trace_callback(statements.append)
+        assert len(kb._store.lexical_search("kayak forms", 10)) == 2
+        counted = [s for s in statements if "LIMIT" in s and "count(*)" in s]
+        assert len(counted) == 2  # one count per word
+        statements.clear()
+        assert len(kb._store.lexical_search("forms kayak", 10)) == 2
+        assert not [s for s in statements if "count(*)" in s]  # the same words: from memory
+        # another connection (a personalize run) makes "kayak" too common to rank by
+        for i in range(3):
+            write(notes / f"k{i}.md", f"# K{i}\nAnother kayak outing, number {i}.\n")
+        Indexer(settings).run([notes])
+        ranked = kb._store.lexical_search("kayak forms", 10)
+        assert [kb._store.chunks_by_id([cid])[cid].path for cid, _ in ranked] == [str(notes / "b.md")]
+
+
+def test_a_connections_own_writes_drop_its_remembered_counts(tmp_path, monkeypatch):
+    import numpy as np
+
+    from assistant.knowledge import store
+    from assistant.knowledge.chunker import Chunk
+
+    monkeypatch.setattr(store, "MAX_TERM_CHUNKS", 1)
+    db = store.Store(tmp_path / "index.sqlite")
+    with db.transaction():
+        doc = db.save_document(str(tmp_path / "a.md"), "markdown", 1, 1, "h1", None)
+        db.insert_chunks(doc, [Chunk(0, "A", 1, 1, "heron nest", 2)], np.ones((1, 4), np.float32))
+    assert len(db.lexical_search("heron", 5)) == 1
+    with db.transaction():
+        doc = db.save_document(str(tmp_path / "b.md"), "markdown", 1, 1, "h2", None)
+        db.insert_chunks(doc, [Chunk(0, "B", 1, 1, "heron eggs", 2)], np.ones((1, 4), np.float32))
+    # "heron" is now in 2 chunks, over the cap: with a stale count of 1 it would rank alone
+    assert [cid for cid, _ in db.lexical_search("heron eggs", 5)] == [2]
+    db.close()
