@@ -149,9 +149,11 @@ def end_token_ids(llm) -> list[int]:
     return [token for token in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, token)]
 
 
-def decode(model_path: Path, tokens: int, runs: int, deadline_s: float, threads: int = THREADS) -> dict:
-    """Median decode tok/s of ``Llama.generate`` (greedy, ``tokens`` tokens, end tokens banned);
-    a run that passes ``deadline_s`` stops early and is rated on the tokens it made."""
+def decode(model_path: Path, tokens: int, runs: int, deadline_s: float, threads: int = THREADS,
+           flash_attention: bool = False) -> dict:
+    """Median decode tok/s of ``Llama.generate`` (greedy, ``tokens`` tokens, end tokens banned;
+    f16 KV cache, flash attention as the catalog chooses for the model); a run that passes
+    ``deadline_s`` stops early and is rated on the tokens it made."""
     import llama_cpp
 
     from assistant.models.build_info import amx_guard_needed, cpu_flags, llama_build_features
@@ -159,7 +161,7 @@ def decode(model_path: Path, tokens: int, runs: int, deadline_s: float, threads:
 
     extra_buffers = not amx_guard_needed(cpu_flags(), llama_build_features())
     llm = load_llama(extra_buffers, model_path=str(model_path), n_ctx=512, n_threads=threads,
-                     n_threads_batch=threads, verbose=False)
+                     n_threads_batch=threads, flash_attn=flash_attention, verbose=False)
     banned = end_token_ids(llm)
 
     def ban(_ids, scores):
@@ -192,10 +194,10 @@ def model_row(name: str, settings: Settings, gbps: float, llc: int, tokens: int,
     """One model: what a token reads, the bound that implies, and what decoding achieves."""
     model = resolve_model(name, settings)
     weights = weight_bytes_per_token(model.info)
-    measured = decode(model.path, tokens, runs, deadline_s)
+    measured = decode(model.path, tokens, runs, deadline_s, flash_attention=model.flash_attention)
     # One thread too: on a busy machine llama.cpp's threads spin at every barrier while their
     # peer waits for a core, and 2 threads can decode many times slower than 1.
-    one_thread = decode(model.path, tokens, runs, deadline_s, threads=1)["decode_tps"]
+    one_thread = decode(model.path, tokens, runs, deadline_s, 1, model.flash_attention)["decode_tps"]
     # Decoded tokens sit at positions prompt .. prompt + tokens - 1: the mean is the midpoint.
     mean_position = measured["prompt_tokens"] + (tokens - 1) / 2
     kv = kv_bytes_per_position(model.info) * mean_position
@@ -205,6 +207,7 @@ def model_row(name: str, settings: Settings, gbps: float, llc: int, tokens: int,
             "kv_bytes_per_position": kv_bytes_per_position(model.info), "mean_position": mean_position,
             "kv_bytes_per_token": kv, "bytes_per_token": per_token, "bound_tps": bound, **measured,
             "fraction_of_bound": measured["decode_tps"] / bound, "decode_tps_1_thread": one_thread,
+            "flash_attention": model.flash_attention,
             "fraction_of_bound_1_thread": one_thread / bound, "goal_met": measured["decode_tps"] / bound >= GOAL,
             "fits_in_llc": weights["weight_bytes_per_token"] <= llc}
 

@@ -93,7 +93,7 @@ def timed_prefill(llm, tokens: list[int]) -> tuple[float, float]:
 
 def load_at(model, n_batch: int, threads: int):
     return load_llama(True, model_path=str(model.path), n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads,
-                      n_batch=n_batch, n_ubatch=n_batch, verbose=False)
+                      n_batch=n_batch, n_ubatch=n_batch, flash_attn=model.flash_attention, verbose=False)
 
 
 def prefill_row(n_tokens: int, samples: list[tuple[float, float]]) -> dict:

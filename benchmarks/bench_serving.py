@@ -127,7 +127,7 @@ def ollama_stream(base_url: str, model: str) -> Callable[[str, int], dict]:
 class Direct:
     """llama-cpp-python in this process, loaded the way the engine loads it."""
 
-    def __init__(self, model_path: str, n_ctx: int, threads: int):
+    def __init__(self, model_path: str, n_ctx: int, threads: int, flash_attention: bool):
         import llama_cpp
 
         from assistant.models.build_info import amx_guard_needed, cpu_flags, llama_build_features
@@ -135,7 +135,7 @@ class Direct:
 
         extra_buffers = not amx_guard_needed(cpu_flags(), llama_build_features())
         self.llm = load_llama(extra_buffers, model_path=model_path, n_ctx=n_ctx, n_threads=threads,
-                              n_threads_batch=threads, verbose=False)
+                              n_threads_batch=threads, flash_attn=flash_attention, verbose=False)
         vocab = self.llm._model.vocab
         self.banned = {t: -100.0 for t in range(self.llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)}
         ids, biases = list(self.banned), list(self.banned.values())
@@ -233,8 +233,10 @@ def bench_model(model: str, args, rounds: int, chat_tokens: int, prompts: list[s
                 rag_rounds: int) -> dict:
     """All modes for one model, interleaved round by round; the RAG workload in the first
     ``rag_rounds`` rounds."""
-    model_path = str(resolve_model(model, Settings(home=Path(env["ASSISTANT_HOME"]))).path)
-    direct = Direct(model_path, args.n_ctx, args.threads)
+    resolved = resolve_model(model, Settings(home=Path(env["ASSISTANT_HOME"])))
+    model_path, flash = str(resolved.path), resolved.flash_attention
+    # every mode attends as the engine does with an f16 cache (the catalog's choice per model)
+    direct = Direct(model_path, args.n_ctx, args.threads, flash)
     banned = direct.banned
     servers: dict[str, subprocess.Popen] = {}
     modes: dict[str, Callable[[str, int], dict]] = {}
@@ -252,14 +254,15 @@ def bench_model(model: str, args, rounds: int, chat_tokens: int, prompts: list[s
         servers[PEER] = start_server(
             [sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--port", str(peer_port), "--n_ctx",
              str(args.n_ctx), "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads),
-             "--verbose", "False"], peer_port, env)
+             "--flash_attn", str(flash), "--verbose", "False"], peer_port, env)
         modes[PEER] = openai_stream(f"http://127.0.0.1:{peer_port}", model_path, banned)
         binary = cpp_server_binary()
         if binary is not None:
             cpp_port = free_port()
             servers[CPP_PEER] = start_server(
                 [str(binary), "--model", model_path, "--host", "127.0.0.1", "--port", str(cpp_port), "-c",
-                 str(args.n_ctx), "-t", str(args.threads), "-tb", str(args.threads), "-np", "1", "--no-webui"],
+                 str(args.n_ctx), "-t", str(args.threads), "-tb", str(args.threads), "-np", "1", "--no-webui",
+                 "--flash-attn", "on" if flash else "off"],  # its default, auto, would decide for itself
                 cpp_port, env, ready_path="/health")
             # Its defaults differ from llama-cpp-python's: no repeat penalty (1.1 there), and a
             # prompt cache; the same work on both sides needs them said.
@@ -317,7 +320,7 @@ def summarize(model: str, samples: dict, memory: dict, cpp_built: bool) -> dict:
             for workload in ("chat", "rag"):
                 ratios[f"{workload}_ttft_vs_{peer}"] = per_round_ratio(by_round(workload, OURS, "ttft_s"),
                                                                        by_round(workload, peer, "ttft_s"))
-    return {"results": results, "memory": memory, "ratios": ratios,
+    return {"results": results, "memory": memory, "ratios": ratios, "flash_attention": flash,
             "cpp_server": "built" if cpp_built else "not built: run `make llama-server` (deploy/build-llama-server.sh)"}
 
 

@@ -101,6 +101,21 @@ def test_gemma_base_model_generates_with_the_fallback(tmp_path):
     text, stats = run(gemma, "What is the capital of France?", max_tokens=8, seed=1, temperature=0.0)
     assert stats.completion_tokens > 0 and text.strip()
     assert "User:" not in text
+    assert not gemma.flash_attention and not _flash_attention_in_llama_cpp(gemma)  # not measured faster
+
+
+def _flash_attention_in_llama_cpp(engine) -> bool:
+    import llama_cpp
+
+    return engine._llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+
+
+def test_flash_attention_is_the_catalogs_choice_with_f16_and_always_on_with_q8_0(engine, tmp_path):
+    assert engine.kv_cache_type == "f16" and engine.flash_attention and _flash_attention_in_llama_cpp(engine)
+    assert engine.describe()["flash_attention"] is True
+    gemma_q8 = Engine(resolve_model("gemma3-270m", Settings(home=tmp_path)), n_ctx=256, n_threads=2,
+                      kv_cache_type="q8_0")
+    assert gemma_q8.flash_attention and _flash_attention_in_llama_cpp(gemma_q8)  # a q8_0 V cache needs it
 
 
 @pytest.mark.parametrize("pieces, stops, expected, stopped", [

@@ -46,6 +46,9 @@ class CatalogEntry:
     locate: Callable[[Settings], Path]
     source: str  # "embedded" (in a wheel), "assembled" (from wheel chunks), "pulled", "local"
     chat: bool = True  # an instruction-tuned model with a chat template
+    # llama.cpp's fused attention with an f16 KV cache, where it was measured faster on CPU
+    # (benchmarks/bench_flash_attention.py); a q8_0 KV cache needs it whatever the model
+    flash_attention: bool = False
 
     def path(self, settings: Settings) -> Path:
         """The GGUF file, made if needed; ModelNotFoundError if its package is missing."""
@@ -123,7 +126,11 @@ def assemble_gemma(settings: Settings) -> Path:
 REGISTRY: dict[str, CatalogEntry] = {
     entry.name: entry
     for entry in [
-        CatalogEntry(DEFAULT_MODEL, "SmolLM2-135M-Instruct, Q4_1 (embedded default)", _locate_smollm2, "embedded"),
+        # flash attention (two 7-round runs, medians): prefill 1.10-1.21x, decode 1.16-1.20x near
+        # the start of a context but 0.87-0.89x 700 positions in, a whole RAG answer 1.01x;
+        # gemma3-270m: no difference beyond the noise, so left off
+        CatalogEntry(DEFAULT_MODEL, "SmolLM2-135M-Instruct, Q4_1 (embedded default)", _locate_smollm2, "embedded",
+                     flash_attention=True),
         CatalogEntry("gemma3-270m", "Gemma 3 270M base, Q4_K_M (no chat template)", assemble_gemma,
                      "assembled", chat=False),
     ]
@@ -137,6 +144,7 @@ class ResolvedModel:
     name: str
     path: Path
     info: GGUFInfo
+    flash_attention: bool = False  # the catalog's choice for an f16 KV cache
 
 
 def _pulled_entries(settings: Settings) -> list[CatalogEntry]:
@@ -175,4 +183,4 @@ def resolve_model(name: str, settings: Settings) -> ResolvedModel:
     """Find the model's file (assembling it if needed) and read its header."""
     entry = find_entry(name, settings)
     path = entry.path(settings)
-    return ResolvedModel(name=entry.name, path=path, info=read_gguf_info(path))
+    return ResolvedModel(name=entry.name, path=path, info=read_gguf_info(path), flash_attention=entry.flash_attention)

@@ -26,12 +26,13 @@ from assistant.models.prefix_cache import PrefixCache, template_head
 KV_CACHE_TYPES = ("f16", "q8_0")
 
 
-def kv_cache_options(kv_cache_type: str) -> dict:
-    """``llama_cpp.Llama`` keyword arguments for a KV cache type."""
+def kv_cache_options(kv_cache_type: str, flash_attention: bool = False) -> dict:
+    """``llama_cpp.Llama`` keyword arguments for a KV cache type; ``flash_attention``: the
+    model's choice for f16 (a q8_0 V cache cannot go without it)."""
     import llama_cpp
 
     if kv_cache_type == "f16":
-        return {}
+        return {"flash_attn": flash_attention}
     if kv_cache_type == "q8_0":
         return {"type_k": llama_cpp.GGML_TYPE_Q8_0, "type_v": llama_cpp.GGML_TYPE_Q8_0, "flash_attn": True}
     raise InvalidRequestError(f"kv_cache_type must be one of {', '.join(KV_CACHE_TYPES)}", param="kv_cache_type")
@@ -90,11 +91,13 @@ class Engine(GenerationEngine):
             extra_buffers = not amx_guard_needed(cpu_flags(), llama_build_features())
         self.extra_buffers = extra_buffers
         allocated = start_size(n_ctx, initial_context)
+        attention = kv_cache_options(kv_cache_type, model.flash_attention)
+        self.flash_attention = bool(attention.get("flash_attn"))
         try:
             self._llm = load_llama(
                 extra_buffers, model_path=str(model.path), n_ctx=allocated, n_threads=n_threads,
                 n_threads_batch=n_threads, n_batch=min(n_batch, allocated), n_ubatch=min(n_batch, allocated),
-                verbose=False, **kv_cache_options(kv_cache_type))
+                verbose=False, **attention)
         except (ValueError, RuntimeError) as exc:
             raise ModelFileError(f"llama.cpp could not load {model.path}: {exc}", param="model") from exc
         # llama.cpp may pad the context (128 -> 256), but llama-cpp-python sizes its token
@@ -318,4 +321,4 @@ class Engine(GenerationEngine):
         return {"id": self.model.name, "path": str(self.model.path), "n_ctx": self.n_ctx,
                 "n_ctx_allocated": self.allocated_context, "adapter": self.adapter.name if self.adapter else None,
                 "n_threads": self.n_threads, "n_batch": self.n_batch, "extra_buffers": self.extra_buffers,
-                "kv_cache_type": self.kv_cache_type, "chat_format": self.chat_format.name, **self.model.info.summary()}
+                "kv_cache_type": self.kv_cache_type, "flash_attention": self.flash_attention, "chat_format": self.chat_format.name, **self.model.info.summary()}
