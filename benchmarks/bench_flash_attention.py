@@ -21,7 +21,7 @@ round-robin so that a change of load hits both alike. Per round and variant:
 
 Ratios are on / off, the median of per-round ratios with a bootstrap 95% interval.
 
-    .venv/bin/python benchmarks/bench_flash_attention.py            # both models, 7 rounds, ~4 min
+    .venv/bin/python benchmarks/bench_flash_attention.py            # both models, 7 rounds, ~5 min
     .venv/bin/python benchmarks/bench_flash_attention.py --quick    # default model, 2 rounds, 2 notes: a smoke run
 """
 from __future__ import annotations

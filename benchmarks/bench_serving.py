@@ -293,7 +293,7 @@ def bench_model(model: str, args, rounds: int, chat_tokens: int, prompts: list[s
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return summarize(model, samples, memory, binary is not None)
+    return {**summarize(model, samples, memory, binary is not None), "flash_attention": flash}
 
 
 def summarize(model: str, samples: dict, memory: dict, cpp_built: bool) -> dict:
@@ -320,7 +320,7 @@ def summarize(model: str, samples: dict, memory: dict, cpp_built: bool) -> dict:
             for workload in ("chat", "rag"):
                 ratios[f"{workload}_ttft_vs_{peer}"] = per_round_ratio(by_round(workload, OURS, "ttft_s"),
                                                                        by_round(workload, peer, "ttft_s"))
-    return {"results": results, "memory": memory, "ratios": ratios, "flash_attention": flash,
+    return {"results": results, "memory": memory, "ratios": ratios,
             "cpp_server": "built" if cpp_built else "not built: run `make llama-server` (deploy/build-llama-server.sh)"}
 
 

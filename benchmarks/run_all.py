@@ -47,13 +47,15 @@ def run_section(name: str, quick: bool, results: Path) -> list[dict]:
             code, tail = -1, f"timed out after {RUN_TIMEOUT_S} s: {str(exc.stderr or '')[-1500:]}"
         runs.append({"command": "python " + " ".join(argv), "seconds": round(time.monotonic() - started, 1),
                      "returncode": code, "stderr_tail": tail if code else "", "commit": commit,
-                     "date": datetime.date.today().isoformat()})
+                     "date": datetime.date.today().isoformat(), "machine": machine()})
     return runs
 
 
-def render_section(index: int, name: str, results: Path, plots: Path, runs: list[dict], made_at: str) -> str:
+def render_section(index: int, name: str, results: Path, plots: Path, runs: list[dict], made_at: str,
+                   made_on: dict | None = None) -> str:
     """One numbered section: its markdown, then how it was made (with the commit and date of
-    a run made later than the report's ``made_at`` commit, by --only)."""
+    a run made later than the report's ``made_at`` commit, by --only, and its machine where
+    that is not ``made_on``, the whole run's)."""
     section = importlib.import_module(f"benchmarks.report.{name}")
     try:
         body = section.render(results, plots)
@@ -63,7 +65,9 @@ def render_section(index: int, name: str, results: Path, plots: Path, runs: list
     for run in runs:
         status = "ok" if run["returncode"] == 0 else f"**failed (exit {run['returncode']})**"
         command = run["command"].replace(f"{REPO}/", "")  # the report is read in other checkouts
-        later = f" (run again at commit `{run['commit']}` on {run['date']})" \
+        elsewhere = run.get("machine") and made_on and run["machine"] != made_on
+        on = f" on another machine: {machine_line(run['machine'])}" if elsewhere else ""
+        later = f" (run again at commit `{run['commit']}` on {run['date']}{on})" \
             if run.get("commit", made_at) != made_at else ""
         lines.append(f"- `{command}`: {run['seconds']:.0f} s, {status}{later}")
         if run["returncode"]:
@@ -78,21 +82,27 @@ def head_commit() -> str:
 
 
 def made(started: float, total_s: float) -> dict:
-    """When and at which commit the benchmarks ran, and how long they took."""
+    """When, where and at which commit the benchmarks ran, and how long they took."""
     return {"commit": head_commit(), "date": datetime.date.fromtimestamp(started).isoformat(),
-            "minutes": total_s / 60}
+            "minutes": total_s / 60, "machine": machine()}
+
+
+def machine_line(facts: dict) -> str:
+    """CPU, cores, SIMD, memory and Python, as the report names a machine."""
+    return (f"{facts['cpu']}, {facts['cores']} cores ({', '.join(facts['simd']) or 'no SIMD flags read'}), "
+            f"{facts['memory_gib']} GiB, Python {facts['python']}")
 
 
 def header(quick: bool, run: dict) -> str:
-    facts = machine()
+    """Title, how and when the whole run was made, and its machine (this one if not recorded)."""
     mode = "`make bench-quick` (smoke figures, not for quoting)" if quick else "`make bench`"
     return "\n".join([
         "# Benchmark results", "",
         f"Made by {mode} at commit `{run['commit']}` on {run['date']}, "
         + (f"in {run['minutes']:.1f} minutes." if run.get("minutes") is not None else "in a time not recorded."), "",
-        f"Machine: {facts['cpu']}, {facts['cores']} cores ({', '.join(facts['simd']) or 'no SIMD flags read'}), "
-        f"{facts['memory_gib']} GiB, Python {facts['python']}. Absolute figures are this machine's; comparisons "
-        "are ratios measured in the same run, runs interleaved where the section says so.", ""])
+        f"Machine: {machine_line(run.get('machine') or machine())}. Absolute figures are this machine's, except "
+        "where a section run again names another; comparisons are ratios measured in the same run, runs "
+        "interleaved where the section says so.", ""])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         log_path.write_text(json.dumps(log, indent=2))
     # JSON from before runs.json kept MADE: today's commit and date, and no duration to claim
     run = log.get(MADE) or {**made(started, 0.0), "minutes": None}
-    body = [render_section(i + 1, name, results, plots, log.get(name, []), run["commit"])
+    body = [render_section(i + 1, name, results, plots, log.get(name, []), run["commit"], run.get("machine"))
             for i, name in enumerate(SECTIONS)]
     report = header(args.quick, run) + "\n" + "\n".join(body)
     (out / "RESULTS.md").write_text(report)

@@ -62,6 +62,10 @@ def test_quick_serving_figures(bench_quick):
     ratio = data["ratios"]["decode_vs_direct_generate"]
     assert ratio["ci95"][0] <= ratio["median"] <= ratio["ci95"][1] and len(ratio["per_round"]) == 2
     assert data["memory"]["assistant serve"]["peak_rss_mb"] > 50
+    assert data["flash_attention"] is True  # SmolLM2's catalog choice, given to every mode and peer
+    from benchmarks.report import generation
+
+    assert "Flash attention on in every mode and peer" in generation.render(out / "data", out / "plots-again")
 
 
 def test_render_only_keeps_when_and_how_the_figures_were_made(tmp_path):
@@ -107,3 +111,23 @@ def test_load_note_says_what_a_load_average_counts():
     note = load_note([2.2, 1.0, float("nan")], 2)
     assert note.startswith("1-minute load average 1.0-2.2 on 2 cores") and "own threads" in note
     assert load_note([float("nan")], 2).startswith("1-minute load average not recorded on 2 cores")
+
+
+def test_the_header_names_the_whole_runs_machine_and_a_section_run_elsewhere_names_its_own(tmp_path):
+    """The report may be rendered, or a section run again, on another machine than the whole
+    run's: the header keeps the whole run's machine, and the section says where it ran."""
+    from benchmarks.run_all import head_commit, main, render_section
+
+    whole = {"cpu": "AMD EPYC", "cores": 2, "memory_gib": 23.5, "simd": ["avx2", "avx512f"], "python": "3.11.7"}
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "runs.json").write_text(json.dumps({"_made": {"commit": "abc1234", "date": "2026-01-02",
+                                                          "minutes": 47.1, "machine": whole}}))
+    assert main(["--render-only", "--out", str(tmp_path)]) == 0
+    assert "Machine: AMD EPYC, 2 cores (avx2, avx512f), 23.5 GiB, Python 3.11.7." in (tmp_path / "RESULTS.md").read_text()
+    run = {"command": "python benchmarks/bench_serving.py", "seconds": 60.0, "returncode": 0, "stderr_tail": "",
+           "commit": head_commit(), "date": "2026-01-03", "machine": {**whole, "simd": ["avx2"]}}
+    elsewhere = render_section(1, "long_runs", data, tmp_path / "plots", [run], "abc1234", whole)
+    assert "on 2026-01-03 on another machine: AMD EPYC, 2 cores (avx2), 23.5 GiB" in elsewhere
+    same = render_section(1, "long_runs", data, tmp_path / "plots", [{**run, "machine": whole}], "abc1234", whole)
+    assert f"(run again at commit `{head_commit()}` on 2026-01-03)" in same and "another machine" not in same

@@ -71,7 +71,10 @@ def render(results: Path, plots: Path) -> str:
              "/ TTFT. The Ollama-API row cannot ban end-of-generation tokens, so its answers may be shorter. "
              "Ollama itself is not a peer: it cannot be installed offline here."]
     for model, data in report["models"].items():
-        parts += ["", f"### {model}", "", _model_table(data), "", *_ratio_lines(data)]
+        attention = ([f"Flash attention {'on' if data['flash_attention'] else 'off'} in every mode and peer (the "
+                      "catalog's choice for this model; `benchmarks/bench_flash_attention.py`).", ""]
+                     if "flash_attention" in data else [])
+        parts += ["", f"### {model}", "", *attention, _model_table(data), "", *_ratio_lines(data)]
         decode = data["ratios"]["decode_vs_direct_generate"]
         parts += ["", verdict(decode["median"] >= DECODE_GOAL and decode["ci95"][0] >= DECODE_FLOOR,
                               f"decode >= {DECODE_GOAL}x direct `Llama.generate` with the CI lower bound >= "
