@@ -299,6 +299,8 @@ class MatchCountCache:
             if (word, at_most) not in self._counts:
                 self._counts[(word, at_most)] = count(word, at_most)
         return {word: self._counts[(word, at_most)] for word in words}
+
+
 _STOPWORDS = frozenset(
     "a an and are as at be by did do does for from had has have how i in is it its me my of on or our so "
     "than that the their them then there these they this to was we were what when where which who whom why "

@@ -321,4 +321,5 @@ class Engine(GenerationEngine):
         return {"id": self.model.name, "path": str(self.model.path), "n_ctx": self.n_ctx,
                 "n_ctx_allocated": self.allocated_context, "adapter": self.adapter.name if self.adapter else None,
                 "n_threads": self.n_threads, "n_batch": self.n_batch, "extra_buffers": self.extra_buffers,
-                "kv_cache_type": self.kv_cache_type, "flash_attention": self.flash_attention, "chat_format": self.chat_format.name, **self.model.info.summary()}
+                "kv_cache_type": self.kv_cache_type, "flash_attention": self.flash_attention,
+                "chat_format": self.chat_format.name, **self.model.info.summary()}
